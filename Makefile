@@ -1,0 +1,62 @@
+# The course's commands. `make run` and `make test` create .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := requirements/constraints.txt
+PYTEST_ARGS ?=
+
+.PHONY: run test lab install install-dev lint format strip readme doctor lock clean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10 or newer is needed; found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	$(PYTHON) -m venv $(VENV)
+
+# The stamps record that an install with this pyproject.toml and constraints file succeeded.
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: execute every notebook headless into build/executed/ and print a table of results
+run: install
+	$(PY) -m course_utils run
+
+## test: unit tests, lint and every notebook under nbval (COURSE_FAST=1, offline)
+test: install-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lab: JupyterLab on the notebooks
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+lint: install-dev
+	$(VENV)/bin/ruff check course_utils tests benchmarks notebooks
+
+format: install-dev
+	$(VENV)/bin/ruff format course_utils tests benchmarks
+	$(VENV)/bin/ruff check --fix course_utils tests benchmarks notebooks
+
+## strip: remove outputs from the notebooks (cells marked NBVAL_CHECK_OUTPUT keep theirs)
+strip: install-dev
+	$(PY) -m course_utils strip
+
+readme: install
+	$(PY) -m course_utils readme
+
+doctor: install
+	$(PY) -m course_utils doctor
+
+lock: install-dev
+	@{ echo "# Exact versions CI and \`make\` install (pip constraints: pins only what is requested)."; \
+	   echo "# Regenerate after a dependency change: make lock"; \
+	   $(PIP) freeze --exclude-editable; } > $(CONSTRAINTS)
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

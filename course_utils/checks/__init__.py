@@ -1,0 +1,213 @@
+"""Public exercise checks: ``check("exercise-id")`` in a notebook.
+
+An exercise cell starts with ``# EXERCISE: <id>`` and defines a name (usually a
+function). The cell after it calls ``check("<id>")``, which looks the name up in the
+notebook, runs the public cases registered for that id and prints one line:
+
+- ✅ every case passed;
+- ❌ the first failing case: its input, what was expected, what came back, the tolerance;
+- ⏳ not attempted yet: the function still raises ``NotImplementedError``.
+
+Expected values are computed on the fly with NumPy or torch, never copied from a solution.
+With ``COURSE_CHECK_STRICT=1`` (the test suite) ❌ and ⏳ raise :class:`CheckFailed`, so a
+broken solution notebook fails its run; students never see a traceback from a check.
+
+Each ``course_utils/checks/<topic>.py`` module registers its exercises with
+:func:`exercise`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from course_utils.env import flag
+
+PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+_SYMBOL = {PASSED: "✅", FAILED: "❌", NOT_ATTEMPTED: "⏳"}
+
+
+class CheckFailed(AssertionError):
+    """Raised by :func:`check` in strict mode when an exercise is wrong or unattempted."""
+
+
+class NotAttempted(Exception):
+    """The student's code still raises ``NotImplementedError``."""
+
+
+class Mismatch(Exception):
+    """A public case failed; the message is the one line shown to the student."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A registered exercise: the names it reads from the notebook and its public check."""
+
+    id: str
+    names: tuple[str, ...]
+    run: Callable[..., str]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one :func:`run_check`."""
+
+    exercise_id: str
+    status: str
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def line(self) -> str:
+        return f"{_SYMBOL[self.status]} {self.exercise_id}: {self.message}"
+
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+def exercise(exercise_id: str, *names: str) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    """Register a public check that receives the notebook objects ``names`` and returns a summary."""
+
+    def register(run: Callable[..., str]) -> Callable[..., str]:
+        if exercise_id in _REGISTRY:
+            raise ValueError(f"exercise id {exercise_id!r} is registered twice")
+        _REGISTRY[exercise_id] = Exercise(exercise_id, names, run)
+        return run
+
+    return register
+
+
+def registry() -> dict[str, Exercise]:
+    """All registered exercises, importing every check module of this package once."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return _REGISTRY
+
+
+def run_check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
+    """Run the public checks of ``exercise_id`` against the objects in ``namespace``."""
+    exercises = registry()
+    if exercise_id not in exercises:
+        known = ", ".join(sorted(exercises))
+        raise KeyError(f"unknown exercise id {exercise_id!r}; known ids: {known}")
+    ex = exercises[exercise_id]
+    missing = [name for name in ex.names if name not in namespace]
+    if missing:
+        names = ", ".join(f"`{name}`" for name in missing)
+        return CheckResult(
+            exercise_id,
+            FAILED,
+            f"{names} is not defined: run the exercise cell above, then this one",
+        )
+    try:
+        summary = ex.run(*(namespace[name] for name in ex.names))
+    except NotAttempted as exc:
+        return CheckResult(exercise_id, NOT_ATTEMPTED, f"not attempted yet ({exc})")
+    except Mismatch as exc:
+        return CheckResult(exercise_id, FAILED, str(exc))
+    return CheckResult(exercise_id, PASSED, summary)
+
+
+def check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
+    """Print the result line of :func:`run_check`; raise :class:`CheckFailed` in strict mode."""
+    result = run_check(exercise_id, namespace)
+    print(result.line())
+    if not result.passed and flag("COURSE_CHECK_STRICT"):
+        raise CheckFailed(result.line())
+    return result
+
+
+# ---- helpers for the check modules -------------------------------------------------------
+
+
+def call(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the student's ``fn``; turn ``NotImplementedError`` into :class:`NotAttempted`
+    and any other exception into a one-line :class:`Mismatch`."""
+    if not callable(fn):
+        raise Mismatch(f"`{name}` should be a function; got {type(fn).__name__}")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise NotAttempted(f"`{name}` still raises NotImplementedError") from None
+    except Exception as exc:  # the student's code may raise anything; report it in one line
+        inputs = describe_call(args, kwargs)
+        raise Mismatch(f"{name}({inputs}) raised {type(exc).__name__}: {exc}") from None
+
+
+def describe_call(args: tuple, kwargs: dict) -> str:
+    """A short, readable rendering of call arguments for messages."""
+    parts = [_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+def _short(value: Any) -> str:
+    import numpy as np
+
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        if value.size <= 8:
+            return np.array2string(value, precision=3, separator=", ")
+        return f"<array shape {tuple(value.shape)}>"
+    return repr(value)
+
+
+def as_array(got: Any, what: str, expected_shape: tuple[int, ...]):
+    """``got`` as a NumPy array, accepting NumPy arrays and torch tensors; else :class:`Mismatch`."""
+    import numpy as np
+
+    if hasattr(got, "detach") and hasattr(got, "cpu"):
+        return got.detach().cpu().numpy()
+    if isinstance(got, np.ndarray):
+        return got
+    raise Mismatch(
+        f"{what}: expected a NumPy array (or torch tensor) of shape {expected_shape}; "
+        f"got {type(got).__name__}"
+    )
+
+
+def expect_array(
+    got: Any, expected: Any, *, what: str, atol: float = 1e-6, rtol: float = 1e-5
+) -> None:
+    """Compare an array result with the expected one; raise a one-line :class:`Mismatch`.
+
+    ``what`` names the call, e.g. ``"conv_matrix(w=[1, 2, 3], n=5)"``.
+    """
+    import numpy as np
+
+    expected = np.asarray(expected)
+    got = as_array(got, what, tuple(expected.shape))
+    if got.shape != expected.shape:
+        raise Mismatch(f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
+    if got.dtype.kind not in "fiu":
+        raise Mismatch(f"{what}: expected a real-valued numeric array, got dtype {got.dtype}")
+    if got.dtype.kind in "iu" and not np.array_equal(expected, np.round(expected)):
+        raise Mismatch(
+            f"{what}: expected floating-point values, got integer dtype {got.dtype} "
+            "(did an integer array truncate the result?)"
+        )
+    got = got.astype(np.float64)
+    if not np.all(np.isfinite(got)):
+        raise Mismatch(f"{what}: the result contains NaN or inf")
+    if np.allclose(got, expected, atol=atol, rtol=rtol):
+        return
+    diff = np.abs(got - expected)
+    index = tuple(int(i) for i in np.unravel_index(np.argmax(diff), diff.shape))
+    if expected.size <= 12:
+        shown = f"expected {_short(expected)}, got {_short(got)}"
+    else:
+        shown = f"at index {index} expected {expected[index]:.4g}, got {got[index]:.4g}"
+    raise Mismatch(
+        f"{what}: {shown} (max |diff| {diff.max():.3g} at {index}; tolerance atol={atol:g}, rtol={rtol:g})"
+    )
+
+
+def expect_equal(got: Any, expected: Any, *, what: str) -> None:
+    """Exact comparison for integers, tuples and other plain values."""
+    if got != expected:
+        raise Mismatch(f"{what}: expected {expected!r}, got {got!r}")

@@ -1,0 +1,84 @@
+"""Public checks for notebook 01 (convolution in 1D).
+
+Every expected value comes from ``np.convolve`` / ``np.correlate`` or
+``torch.nn.functional.conv1d`` on the same inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from course_utils.checks import call, describe_call, exercise, expect_array
+
+
+def torch_conv1d(x: np.ndarray, w: np.ndarray, *, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Cross-correlation as deep-learning libraries compute it. ``x``: (n,), ``w``: (k,) -> (n_out,)."""
+    import torch
+    import torch.nn.functional as F
+
+    xt = torch.as_tensor(x, dtype=torch.float64).reshape(1, 1, -1)
+    wt = torch.as_tensor(w, dtype=torch.float64).reshape(1, 1, -1)
+    return F.conv1d(xt, wt, stride=stride, padding=padding).reshape(-1).numpy()
+
+
+def _cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Signals and kernels of assorted lengths: toy integers, kernel as long as the signal, k=1."""
+    return [
+        (np.arange(1.0, 7.0), np.array([1.0, 2.0, 3.0])),
+        (rng.normal(size=9), rng.normal(size=4)),
+        (rng.normal(size=5), rng.normal(size=5)),
+        (rng.normal(size=6), np.array([2.5])),
+        (rng.normal(size=3), rng.normal(size=5)),  # kernel longer than the signal
+    ]
+
+
+@exercise("convolve-full", "convolve")
+def check_convolve(convolve) -> str:
+    """``convolve(x, w)``: true convolution, full output of length ``n + k - 1``."""
+    rng = np.random.default_rng(1)
+    for x, w in _cases(rng):
+        what = f"convolve({describe_call((x, w), {})})"
+        expected = np.convolve(x, w)
+        expect_array(call(convolve, "convolve", x, w), expected, what=what)
+    return "matches np.convolve on 5 signal/kernel pairs (one kernel longer than its signal)"
+
+
+@exercise("conv-matrix", "conv_matrix")
+def check_conv_matrix(conv_matrix) -> str:
+    """``conv_matrix(w, n, padding)``: the (n + 2p - k + 1, n) matrix with ``M @ x == conv1d(x, w)``."""
+    rng = np.random.default_rng(2)
+    tried = 0
+    for x, w in _cases(rng):
+        n, k = len(x), len(w)
+        for padding in (0, 1, 2):
+            if n + 2 * padding < k:
+                continue
+            what = f"conv_matrix({describe_call((w, n), {'padding': padding})})"
+            identity = np.eye(n)
+            expected = np.stack([torch_conv1d(e, w, padding=padding) for e in identity], axis=1)
+            got = call(conv_matrix, "conv_matrix", w, n, padding=padding)
+            expect_array(got, expected, what=what)
+            product = np.asarray(got, dtype=np.float64) @ x
+            expect_array(product, torch_conv1d(x, w, padding=padding), what=f"{what} @ x")
+            tried += 1
+    return f"M @ x equals F.conv1d(x, w, padding=p) for {tried} (w, n, padding) combinations"
+
+
+@exercise("conv1d-windows", "conv1d_windows")
+def check_conv1d_windows(conv1d_windows) -> str:
+    """``conv1d_windows(x, w, stride, padding)``: window matrix times kernel, like ``F.conv1d``."""
+    rng = np.random.default_rng(3)
+    tried = 0
+    for x, w in _cases(rng):
+        n, k = len(x), len(w)
+        for stride, padding in ((1, 0), (2, 0), (1, 1), (2, 2), (3, 1), (k + 1, 0)):
+            if n + 2 * padding < k:
+                continue
+            kwargs = {"stride": stride, "padding": padding}
+            what = f"conv1d_windows({describe_call((x, w), kwargs)})"
+            expected = torch_conv1d(x, w, stride=stride, padding=padding)
+            expect_array(
+                call(conv1d_windows, "conv1d_windows", x, w, **kwargs), expected, what=what
+            )
+            tried += 1
+    return f"matches F.conv1d for {tried} signal/kernel/stride/padding combinations"

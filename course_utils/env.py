@@ -1,0 +1,147 @@
+"""The notebook environment: seeds, device, threads, plot style and the course's flags.
+
+Flags are read from the process environment:
+
+- ``COURSE_OFFLINE=1`` never tries a download; datasets come from the stand-ins.
+- ``COURSE_FAST=1`` tiny epochs and subsets, same code paths (set by the test suite).
+- ``COURSE_CHECK_STRICT=1`` makes a failed or unattempted exercise check raise (test suite).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to 1/true/yes/on."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def is_fast() -> bool:
+    """``COURSE_FAST=1``: the test suite's tiny configuration."""
+    return flag("COURSE_FAST")
+
+
+def is_offline() -> bool:
+    """``COURSE_OFFLINE=1``: no download is attempted."""
+    return flag("COURSE_OFFLINE")
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def repo_root() -> Path | None:
+    """The course repository this package was installed from (editable install), if any."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else None
+
+
+def data_dir() -> Path:
+    """Where datasets are cached: ``$COURSE_DATA_DIR``, else the repository's ``data/``, else ``./data``."""
+    if "COURSE_DATA_DIR" in os.environ:
+        return Path(os.environ["COURSE_DATA_DIR"]).expanduser()
+    root = repo_root()
+    return root / "data" if root else Path.cwd() / "data"
+
+
+@dataclass(frozen=True)
+class Config:
+    """What :func:`setup` chose. ``device`` is a ``torch.device``."""
+
+    seed: int
+    device: object
+    threads: int
+    fast: bool
+    offline: bool
+    colab: bool
+
+    def summary(self) -> str:
+        """The one line :func:`setup` prints."""
+        device = str(self.device)
+        if device.startswith("cuda"):
+            import torch
+
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        parts = [
+            f"course_utils: device {device}",
+            f"{self.threads} CPU threads",
+            f"seed {self.seed}",
+            "FAST mode (tiny epochs, COURSE_FAST=1)" if self.fast else "full mode",
+            "offline: stand-in data (COURSE_OFFLINE=1)"
+            if self.offline
+            else "online: real data, stand-ins if a download fails",
+        ]
+        if self.colab:
+            parts.append("Colab")
+        return " | ".join(parts)
+
+
+def choose_device():
+    """CUDA if available, else Apple's MPS, else CPU, as a ``torch.device``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (all devices)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_plot_style() -> None:
+    """A readable, consistent matplotlib style for every notebook."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (7.0, 3.2),
+            "figure.dpi": 100,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "image.cmap": "gray",
+            "font.size": 10,
+        }
+    )
+
+
+def setup(*, seed: int = 0, quiet: bool = False) -> Config:
+    """Prepare a notebook: seed, device, threads, plot style; print what was chosen in one line.
+
+    Returns a :class:`Config`; ``config.device`` is where tensors and models should go.
+    """
+    import torch
+
+    seed_everything(seed)
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    set_plot_style()
+    config = Config(
+        seed=seed,
+        device=choose_device(),
+        threads=threads,
+        fast=is_fast(),
+        offline=is_offline(),
+        colab=in_colab(),
+    )
+    if not quiet:
+        print(config.summary())
+    return config

@@ -1,0 +1,169 @@
+"""check() and the public checks of notebook 01: every status and every kind of wrong answer."""
+
+import numpy as np
+import pytest
+
+from course_utils import checks
+from course_utils.checks import FAILED, NOT_ATTEMPTED, PASSED, CheckFailed, run_check
+
+
+def good_convolve(x, w):
+    return np.convolve(x, w)
+
+
+def good_conv_matrix(w, n, padding=0):
+    k = len(w)
+    M = np.zeros((n + 2 * padding - k + 1, n))
+    for i in range(M.shape[0]):
+        for m in range(k):
+            if 0 <= i + m - padding < n:
+                M[i, i + m - padding] = w[m]
+    return M
+
+
+def good_windows(x, w, stride=1, padding=0):
+    x = np.pad(np.asarray(x, float), padding)
+    starts = range(0, len(x) - len(w) + 1, stride)
+    return np.stack([x[s : s + len(w)] for s in starts]) @ np.asarray(w, float)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("replace this line with your code")
+
+
+GOOD = {
+    "convolve-full": ("convolve", good_convolve),
+    "conv-matrix": ("conv_matrix", good_conv_matrix),
+    "conv1d-windows": ("conv1d_windows", good_windows),
+}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(GOOD))
+def test_correct_answers_pass(exercise_id):
+    name, fn = GOOD[exercise_id]
+    result = run_check(exercise_id, {name: fn})
+    assert result.status == PASSED, result.line()
+    assert result.line().startswith("✅")
+
+
+@pytest.mark.parametrize("exercise_id", sorted(GOOD))
+def test_stub_is_not_attempted(exercise_id):
+    name, _ = GOOD[exercise_id]
+    result = run_check(exercise_id, {name: stub})
+    assert result.status == NOT_ATTEMPTED
+    assert result.line().startswith("⏳") and "NotImplementedError" in result.line()
+
+
+@pytest.mark.parametrize(
+    ("exercise_id", "wrong", "needle"),
+    [
+        # cross-correlation instead of convolution: the classic flip mistake
+        (
+            "convolve-full",
+            lambda x, w: np.correlate(x, w, mode="full"),
+            "expected [ 1.,  4., 10., 16., 22., 28., 27., 18.], got [ 3.,",
+        ),
+        # valid part only: right values, wrong length
+        (
+            "convolve-full",
+            lambda x, w: np.convolve(x, w, mode="valid"),
+            "expected shape (8,), got (4,)",
+        ),
+        # ignores padding
+        (
+            "conv-matrix",
+            lambda w, n, padding=0: good_conv_matrix(w, n),
+            "padding=1): expected shape (6, 6), got (4, 6)",
+        ),
+        # true convolution where the library's cross-correlation is expected
+        (
+            "conv-matrix",
+            lambda w, n, padding=0: good_conv_matrix(np.asarray(w)[::-1], n, padding),
+            "max |diff|",
+        ),
+        # ignores stride
+        (
+            "conv1d-windows",
+            lambda x, w, stride=1, padding=0: good_windows(x, w, 1, padding),
+            "stride=2",
+        ),
+        # a list instead of an array
+        (
+            "conv1d-windows",
+            lambda x, w, stride=1, padding=0: list(good_windows(x, w, stride, padding)),
+            "expected a NumPy array (or torch tensor) of shape (4,); got list",
+        ),
+        # integer output truncates
+        (
+            "conv-matrix",
+            lambda w, n, padding=0: good_conv_matrix(w, n, padding).astype(int),
+            "got integer dtype int64",
+        ),
+        # crashes inside the student's code
+        ("convolve-full", lambda x, w: x[len(x) + 5], "raised IndexError"),
+    ],
+)
+def test_wrong_answers_fail_with_one_informative_line(exercise_id, wrong, needle):
+    name, _ = GOOD[exercise_id]
+    result = run_check(exercise_id, {name: wrong})
+    assert result.status == FAILED
+    line = result.line()
+    assert line.startswith("❌") and "\n" not in line
+    assert needle in line, line
+
+
+def test_torch_tensors_are_accepted():
+    import torch
+
+    result = run_check("convolve-full", {"convolve": lambda x, w: torch.tensor(np.convolve(x, w))})
+    assert result.status == PASSED
+
+
+def test_wrong_kind_and_missing_name():
+    assert "should be a function; got int" in run_check("conv-matrix", {"conv_matrix": 3}).message
+    missing = run_check("conv-matrix", {})
+    assert missing.status == FAILED and "`conv_matrix` is not defined" in missing.message
+
+
+def test_integer_dtype_is_named():
+    result = run_check(
+        "convolve-full", {"convolve": lambda x, w: np.convolve(x, w).astype(np.int64)}
+    )
+    assert result.status == FAILED
+    assert "expected floating-point values, got integer dtype int64" in result.message
+
+
+def test_nan_is_reported():
+    result = run_check(
+        "convolve-full", {"convolve": lambda x, w: np.full(len(x) + len(w) - 1, np.nan)}
+    )
+    assert "NaN" in result.message
+
+
+def test_unknown_exercise_lists_known_ids():
+    with pytest.raises(KeyError, match="conv-matrix"):
+        run_check("no-such-exercise", {})
+
+
+def test_check_prints_in_student_mode_and_raises_in_strict_mode(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_CHECK_STRICT", "0")
+    checks.check("convolve-full", {"convolve": stub})
+    assert capsys.readouterr().out.startswith("⏳ convolve-full")
+    monkeypatch.setenv("COURSE_CHECK_STRICT", "1")
+    with pytest.raises(CheckFailed, match="convolve-full"):
+        checks.check("convolve-full", {"convolve": lambda x, w: np.zeros(3)})
+    assert capsys.readouterr().out.startswith("❌")
+
+
+def test_package_level_check_reads_the_callers_globals(monkeypatch, capsys):
+    import course_utils
+
+    monkeypatch.setenv("COURSE_CHECK_STRICT", "0")
+    namespace = {"convolve": good_convolve, "course_utils": course_utils}
+    exec("course_utils.check('convolve-full')", namespace)
+    assert capsys.readouterr().out.startswith("✅ convolve-full")
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="registered twice"):
+        checks.exercise("conv-matrix", "x")(lambda x: "")

@@ -1,0 +1,111 @@
+"""The CLI: doctor, readme and run (on the real notebook 01 and on broken notebooks)."""
+
+import subprocess
+import sys
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from course_utils import runner
+
+
+def cli(*args, cwd=None, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "course_utils", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_doctor_reports_every_topic_with_fixes(monkeypatch):
+    done = cli("doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for topic in (
+        "python",
+        "torch",
+        "torchvision",
+        "device",
+        "jupyter kernel",
+        "flags",
+        "data cache",
+        "network",
+    ):
+        assert topic in done.stdout
+    assert "COURSE_OFFLINE=1" in done.stdout and "stand-in" in done.stdout
+    assert "everything needed is in place" in done.stdout
+
+
+def test_doctor_explains_a_cache_path_that_is_a_file(tmp_path):
+    import os
+
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    done = cli("doctor", env=dict(os.environ, COURSE_DATA_DIR=str(blocker)))
+    assert f"{blocker} exists but is not a folder" in done.stdout
+    assert "fix: move that file away or set COURSE_DATA_DIR" in done.stdout
+    assert blocker.read_text() == "not a folder", "doctor never touches what it reports"
+
+
+def test_readme_check_passes_on_the_repository(root):
+    done = cli("readme", "--check", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stdout
+
+
+def test_readme_check_fails_on_a_stale_table(root, tmp_path):
+    stale = tmp_path / "README.md"
+    text = (root / "README.md").read_text().replace("[01 ·", "[00 ·")
+    stale.write_text(text)
+    done = cli("readme", "--check", "--readme", str(stale), cwd=root)
+    assert done.returncode == 1 and "stale" in done.stderr
+
+
+def test_run_executes_notebook_01_and_prints_its_row(root, tmp_path):
+    done = cli("run", "--only", "01", "--fast", "--out", str(tmp_path), cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = next(
+        line for line in done.stdout.splitlines() if line.startswith("01_convolution_1d.ipynb")
+    )
+    assert " ok " in row and "sliding" in row
+    executed = nbformat.read(tmp_path / "01_convolution_1d.ipynb", as_version=4)
+    assert any(cell.get("outputs") for cell in executed.cells)
+
+
+def _write(path, *cells):
+    nb = new_notebook(cells=list(cells))
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+def test_run_reports_failures_and_keeps_going(tmp_path):
+    source = tmp_path / "nbs"
+    source.mkdir()
+    _write(source / "01_broken.ipynb", new_markdown_cell("# Broken"), new_code_cell("1 / 0"))
+    _write(
+        source / "02_fine.ipynb",
+        new_markdown_cell("# Fine"),
+        new_code_cell("import course_utils\ncourse_utils.headline('all good')"),
+    )
+    (source / "03_garbage.ipynb").write_text("{ not json")
+    done = cli("run", "--notebooks-dir", str(source), "--out", str(tmp_path / "out"))
+    assert done.returncode == 1
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line[:2].isdigit()}
+    assert "failed" in rows["01_broken.ipynb"] and "ZeroDivisionError" in rows["01_broken.ipynb"]
+    assert " ok " in rows["02_fine.ipynb"] and "all good" in rows["02_fine.ipynb"]
+    assert "unreadable" in rows["03_garbage.ipynb"]
+    assert (tmp_path / "out/01_broken.ipynb").exists()
+
+
+def test_headline_is_found_in_outputs(capsys):
+    runner.headline("a   b\nc")
+    printed = capsys.readouterr().out
+    nb = new_notebook(cells=[new_code_cell("")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+    assert runner.find_headline(nb) == "a b c"

@@ -1,0 +1,127 @@
+"""Every notebook follows the course's skeleton and house rules (DESIGN.md sections 3 and 7)."""
+
+import re
+
+import nbformat
+import pytest
+
+from course_utils import notebooks
+from course_utils.checks import registry
+
+PATHS = notebooks.notebook_paths()
+SKELETON = [
+    "## What you will learn",
+    "## Prerequisites",
+    "## Summary",
+    "## Further reading",
+    "## Next",
+]
+DEPRECATED = {
+    r"pretrained\s*=\s*True": "use weights=... (torchvision's weights enums)",
+    r"\.next\(\)": "use next(iterator)",
+    r"set_matplotlib_formats": "set rcParams or use matplotlib_inline",
+}
+
+
+def test_there_are_notebooks():
+    assert PATHS, "no notebooks found"
+    assert PATHS[0].name == "01_convolution_1d.ipynb"
+
+
+@pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
+def nb(request):
+    return nbformat.read(request.param, as_version=4)
+
+
+def test_valid_nbformat_with_python_kernel(nb):
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_skeleton_headings_in_order(nb):
+    headings = [
+        line.strip()
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for line in notebooks.source(cell).splitlines()
+        if line.startswith("#")
+    ]
+    assert headings[0].startswith("# "), "the first heading is the notebook's title"
+    positions = []
+    for wanted in SKELETON:
+        found = [i for i, h in enumerate(headings) if h.startswith(wanted)]
+        assert found, f"missing heading {wanted!r}"
+        positions.append(found[0])
+    assert positions == sorted(positions), f"skeleton headings out of order: {SKELETON}"
+    numbered = [h for h in headings if re.match(r"## \d+\. ", h)]
+    assert len(numbered) >= 3, (
+        "expected numbered sections '## 1. ...' between prerequisites and summary"
+    )
+
+
+def test_first_code_cell_calls_setup(nb):
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "course_utils.setup(" in notebooks.source(first)
+
+
+def test_outputs_stripped_except_checked_cells(nb):
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if notebooks.is_output_checked(cell):
+            assert cell.outputs, (
+                f"cell {i}: marked NBVAL_CHECK_OUTPUT but has no stored output to compare"
+            )
+            assert cell.execution_count is not None, (
+                f"cell {i}: nbval skips checked cells without a count"
+            )
+        else:
+            assert not cell.outputs, (
+                f"cell {i}: stored output in a cell nbval does not check; run `make strip`"
+            )
+            assert cell.execution_count is None, (
+                f"cell {i}: execution count not stripped; run `make strip`"
+            )
+
+
+def test_strip_is_idempotent(nb):
+    import copy
+
+    assert notebooks.strip(copy.deepcopy(nb)) == nb, "run `make strip`"
+
+
+def test_no_deprecated_calls(nb):
+    for i, cell in enumerate(nb.cells):
+        for pattern, fix in DEPRECATED.items():
+            assert not re.search(pattern, notebooks.source(cell)), (
+                f"cell {i}: {pattern} is deprecated; {fix}"
+            )
+
+
+def test_exercises_have_solution_markers_and_a_check_cell(nb):
+    exercises = notebooks.exercises(nb)
+    assert exercises, "every notebook has at least one exercise"
+    known = registry()
+    for ex in exercises:
+        src = notebooks.source(nb.cells[ex.cell])
+        assert (
+            src.count(notebooks.BEGIN_SOLUTION) == 1 and src.count(notebooks.END_SOLUTION) == 1
+        ), ex.id
+        assert src.index(notebooks.BEGIN_SOLUTION) < src.index(notebooks.END_SOLUTION), ex.id
+        assert ex.check_cell is not None, f"{ex.id}: the next code cell must call check({ex.id!r})"
+        assert ex.id in known, f"{ex.id}: no public check registered in course_utils.checks"
+
+
+def test_exercise_ids_are_unique_and_all_used():
+    seen = []
+    for path in PATHS:
+        seen += [ex.id for ex in notebooks.exercises(nbformat.read(path, as_version=4))]
+    assert len(seen) == len(set(seen)), f"duplicate exercise ids: {seen}"
+    assert set(registry()) <= set(seen), (
+        f"checks registered for no notebook: {set(registry()) - set(seen)}"
+    )
+
+
+def test_notebook_01_has_three_graded_exercises():
+    nb = nbformat.read(PATHS[0], as_version=4)
+    assert len(notebooks.exercises(nb)) >= 3

@@ -1,0 +1,80 @@
+"""The package itself: import without side effects, setup(), the flags, data and plots."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import course_utils
+from course_utils import data, env, viz
+
+
+def test_import_loads_no_heavy_library_and_prints_nothing():
+    code = (
+        "import sys, course_utils\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'sklearn', 'matplotlib', 'numpy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+
+
+def test_setup_prints_one_line_and_seeds_reproducibly(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("COURSE_FAST", "1")
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    config = course_utils.setup(seed=3)
+    first = torch.rand(3)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert "device cpu" in out and "seed 3" in out and "FAST" in out and "offline" in out
+    course_utils.setup(seed=3, quiet=True)
+    assert torch.equal(first, torch.rand(3))
+    assert config.fast and config.offline and config.device.type == "cpu"
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", True), ("true", True), ("0", False), ("", False)]
+)
+def test_flags_read_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("COURSE_OFFLINE", value)
+    assert env.is_offline() is expected
+
+
+def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    assert env.data_dir() == tmp_path
+    monkeypatch.delenv("COURSE_DATA_DIR")
+    assert env.data_dir() == env.repo_root() / "data"
+
+
+def test_mnist1d_is_deterministic_balanced_and_shaped():
+    a, b = data.mnist1d(500, seed=4), data.mnist1d(500, seed=4)
+    assert a.x.shape == (500, 40) and a.x.dtype == np.float32 and a.y.dtype == np.int64
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    assert np.bincount(a.y).tolist() == [50] * 10
+    assert not np.array_equal(a.x, data.mnist1d(500, seed=5).x)
+    assert "generated" in a.source
+
+
+def test_mnist1d_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="length >= 16"):
+        data.mnist1d(10, length=8)
+
+
+def test_plots_return_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    x = np.arange(6.0)
+    figures = [
+        viz.signal_kernel_output(x, [1, 2], np.convolve(x, [1, 2])),
+        viz.matrix(np.eye(4), title="eye"),
+        viz.signals_by_class(np.zeros((20, 40)), np.arange(20) % 10, per_class=2),
+    ]
+    assert all(isinstance(f, matplotlib.figure.Figure) for f in figures)
+    assert figures[1].axes[0].get_title() == "eye"

@@ -1,0 +1,110 @@
+"""The files around the code: README, environment.yml, lint, CI entry point."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import yaml
+from packaging.requirements import Requirement
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from course_utils import notebooks
+from course_utils.__main__ import build_parser
+
+# conda-forge names that differ from the pip names
+CONDA_TO_PIP = {"pytorch": "torch"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    requirement = requirement.split(";")[0]  # drop environment markers
+    match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*(.*?)\s*", requirement)
+    assert match, requirement
+    return match.group(1).lower().replace("_", "-"), match.group(2).replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject(root):
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    pip_side = dict(
+        _split(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]
+    )
+    env = yaml.safe_load((root / "environment.yml").read_text())
+    conda_side = {}
+    pip_section = []
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            pip_section += dep["pip"]
+            continue
+        name, bound = _split(dep)
+        if name not in ("python", "pip"):
+            conda_side[CONDA_TO_PIP.get(name, name)] = bound
+    assert conda_side == pip_side, (
+        "environment.yml and pyproject.toml list different packages or bounds"
+    )
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert python.replace(" ", "") == "python" + project["requires-python"]
+    assert pip_section == ["-e ."], (
+        "the package itself is installed by pip without extra dependencies"
+    )
+
+
+def test_readme_table_is_current(root):
+    text = (root / "README.md").read_text(encoding="utf-8")
+    assert notebooks.render_readme(text, notebooks.readme_table()) == text, "run `make readme`"
+    for path in notebooks.notebook_paths():
+        assert f"(notebooks/{path.name})" in text
+
+
+def test_readme_commands_exist(root):
+    text = (root / "README.md").read_text(encoding="utf-8")
+    first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)
+    assert "make run" in first_block and "make test" in first_block, "the two commands come first"
+    makefile = (root / "Makefile").read_text()
+    for target in set(re.findall(r"make ([a-z-]+)", text)):
+        assert re.search(rf"^{target}:", makefile, re.M), (
+            f"README names `make {target}`, Makefile lacks it"
+        )
+    subcommands = set(build_parser()._subparsers._group_actions[0].choices)
+    for command in set(re.findall(r"python -m course_utils ([a-z]+)", text)):
+        assert command in subcommands, (
+            f"README names `python -m course_utils {command}`, CLI lacks it"
+        )
+
+
+def test_ci_runs_the_readme_test_command(root):
+    assert (root / ".ci/run").read_text().strip().splitlines()[-1] == "exec make test"
+
+
+def test_ruff_is_clean_on_package_tests_and_notebooks(root):
+    ruff = shutil.which("ruff", path=str(root / ".venv/bin")) or shutil.which("ruff")
+    cmd = [ruff] if ruff else [sys.executable, "-m", "ruff"]
+    done = subprocess.run(
+        [*cmd, "check", "course_utils", "tests", "benchmarks", "notebooks"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_constraints_pin_what_pyproject_needs(root):
+    pins = dict(
+        line.split("==")
+        for line in (root / "requirements/constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    pins = {k.lower().replace("_", "-"): v for k, v in pins.items()}
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        marker = Requirement(requirement).marker
+        if marker and not marker.evaluate():
+            continue  # not installed on this Python
+        name, _ = _split(requirement)
+        assert name in pins, (
+            f"{name} is not pinned in requirements/constraints.txt: run `make lock`"
+        )
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
