@@ -1,4 +1,4 @@
-"""The course CLI: ``python -m course_utils run | doctor | readme | strip``."""
+"""The course CLI: ``python -m course_utils run | doctor | readme | strip | release | grade | gradescope``."""
 
 from __future__ import annotations
 
@@ -74,6 +74,93 @@ def _cmd_strip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_release(args: argparse.Namespace) -> int:
+    from course_utils.env import repo_root
+    from course_utils.grading.release import build_release, repo_url_from_pyproject
+
+    root = repo_root()
+    repo_url = args.repo_url or (repo_url_from_pyproject(root) if root else "")
+    if not repo_url:
+        print(
+            "no repository URL: pass --repo-url or set [tool.course] repo_url in pyproject.toml",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        written = build_release(args.out, repo_url=repo_url, branch=args.branch)
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"release not built: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"student release of {len(written)} notebook(s) in {args.out} (Colab installs from {repo_url}@{args.branch})"
+    )
+    return 0
+
+
+def _cmd_gradescope(args: argparse.Namespace) -> int:
+    from course_utils.env import repo_root
+    from course_utils.grading.gradescope import build_bundle
+
+    root = repo_root()
+    if root is None:
+        print(
+            "the bundle is built from the course repository (an editable install)", file=sys.stderr
+        )
+        return 2
+    print(f"Gradescope autograder written to {build_bundle(args.out, root)}")
+    return 0
+
+
+def _cmd_gradescope_run(args: argparse.Namespace) -> int:
+    from course_utils.grading.gradescope import run_autograder
+    from course_utils.grading.sandbox import SandboxUnavailable
+
+    try:
+        results = run_autograder(args.root)
+    except SandboxUnavailable as exc:
+        print(f"not graded: {exc}", file=sys.stderr)
+        return 2
+    print(f"score {results['score']:g}")
+    return 0
+
+
+def _limits(args: argparse.Namespace):
+    from course_utils.grading.sandbox import Limits
+
+    return Limits(wall=args.wall, cell=args.cell_limit, call=args.call_limit)
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from course_utils.grading.grade import grade_folder
+    from course_utils.grading.sandbox import SandboxUnavailable
+
+    try:
+        rows = grade_folder(
+            args.submissions, args.out, jobs=args.jobs, limits=_limits(args), only=args.only
+        )
+    except (SandboxUnavailable, FileNotFoundError, ValueError) as exc:
+        print(f"grading stopped before anyone was scored: {exc}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print(
+            f"{row.student:<24} {row.notebook:<28} {row.score:>6g} / {row.max_score:<4g} {row.status:<9} {row.reason}"
+        )
+    print(f"graded {len(rows)} notebook(s); reports in {args.out}")
+    return 0
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wall", type=float, default=120.0, help="seconds for one submission in all"
+    )
+    parser.add_argument(
+        "--cell-limit", type=float, default=20.0, help="seconds for one exercise cell"
+    )
+    parser.add_argument(
+        "--call-limit", type=float, default=10.0, help="seconds for one graded call"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m course_utils", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +194,40 @@ def build_parser() -> argparse.ArgumentParser:
     readme.add_argument("--notebooks-dir", type=Path, default=None)
     readme.add_argument("--check", action="store_true", help="fail instead of rewriting when stale")
     readme.set_defaults(func=_cmd_readme)
+
+    release = sub.add_parser(
+        "release", help="build the student version (no solutions, no hidden tests)"
+    )
+    release.add_argument(
+        "--out", type=Path, required=True, help="a new, empty folder outside the repository"
+    )
+    release.add_argument(
+        "--repo-url", default="", help="default: [tool.course] repo_url in pyproject.toml"
+    )
+    release.add_argument(
+        "--branch", default="main", help="branch the Colab badge and install cell use"
+    )
+    release.set_defaults(func=_cmd_release)
+
+    grade = sub.add_parser("grade", help="grade SUBMISSIONS/<student>/<notebook>.ipynb into OUT")
+    grade.add_argument("submissions", type=Path)
+    grade.add_argument("--out", type=Path, required=True)
+    grade.add_argument("--jobs", type=int, default=2, help="submissions graded in parallel")
+    grade.add_argument("--only", nargs="+", metavar="NN", help="grade only these notebooks")
+    _add_limit_options(grade)
+    grade.set_defaults(func=_cmd_grade)
+
+    gradescope = sub.add_parser(
+        "gradescope", help="build a Gradescope autograder zip (setup.sh, run_autograder)"
+    )
+    gradescope.add_argument("--out", type=Path, required=True)
+    gradescope.set_defaults(func=_cmd_gradescope)
+
+    gradescope_run = sub.add_parser(
+        "gradescope-run", help="(used by run_autograder) grade ROOT/submission"
+    )
+    gradescope_run.add_argument("root", type=Path)
+    gradescope_run.set_defaults(func=_cmd_gradescope_run)
 
     strip = sub.add_parser(
         "strip", help="strip outputs (nbstripout), keeping those of NBVAL_CHECK_OUTPUT cells"

@@ -4,6 +4,7 @@ Flags are read from the process environment:
 
 - ``COURSE_OFFLINE=1`` never tries a download; datasets come from the stand-ins.
 - ``COURSE_FAST=1`` tiny epochs and subsets, same code paths (set by the test suite).
+- ``COURSE_THREADS=n`` CPU threads for torch (default: all cores; the grader uses 1).
 - ``COURSE_CHECK_STRICT=1`` makes a failed or unattempted exercise check raise (test suite).
 """
 
@@ -131,7 +132,7 @@ def setup(*, seed: int = 0, quiet: bool = False) -> Config:
     import torch
 
     seed_everything(seed)
-    threads = os.cpu_count() or 1
+    threads = int(os.environ.get("COURSE_THREADS", 0)) or os.cpu_count() or 1
     torch.set_num_threads(threads)
     set_plot_style()
     config = Config(

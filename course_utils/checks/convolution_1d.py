@@ -49,7 +49,7 @@ def check_conv_matrix(conv_matrix) -> str:
     rng = np.random.default_rng(2)
     tried = 0
     for x, w in _cases(rng):
-        n, k = len(x), len(w)
+        n, k = x.size, w.size
         for padding in (0, 1, 2):
             if n + 2 * padding < k:
                 continue
@@ -70,7 +70,7 @@ def check_conv1d_windows(conv1d_windows) -> str:
     rng = np.random.default_rng(3)
     tried = 0
     for x, w in _cases(rng):
-        n, k = len(x), len(w)
+        n, k = x.size, w.size
         for stride, padding in ((1, 0), (2, 0), (1, 1), (2, 2), (3, 1), (k + 1, 0)):
             if n + 2 * padding < k:
                 continue

@@ -1,0 +1,454 @@
+"""Grade a folder of submissions: ``SUBMISSIONS/<student>/<notebook>.ipynb``.
+
+For each submission the grader (trusted) reads the notebook, takes the setup cell from the
+*source* notebook and the student's exercise cells, generates the hidden inputs, and sends all
+of it to a sandbox (:mod:`.sandbox`). Only numbers come back. Expected values are computed here,
+after the student's process has ended, and compared here, so nothing the student's code does to
+NumPy, torch or builtins can change a score. Feedback names what went wrong without showing
+hidden inputs, expected values, the student's printed output or solution text.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import queue
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from course_utils import notebooks
+from course_utils.checks import registry
+from course_utils.env import repo_root
+from course_utils.grading import submission, wire
+from course_utils.grading.hidden import HIDDEN_DIR, HiddenTest, hidden_tests
+from course_utils.grading.sandbox import Job, Limits, SandboxUnavailable, Zygote, preflight
+
+
+@dataclass
+class ExerciseResult:
+    """Score and student-facing output of one exercise."""
+
+    exercise_id: str
+    score: float
+    max_score: float
+    output: str
+
+
+@dataclass
+class NotebookResult:
+    """One row of grades.csv and its exercises."""
+
+    student: str
+    notebook: str
+    score: float
+    max_score: float
+    status: str
+    reason: str = ""
+    exercises: list[ExerciseResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceNotebook:
+    """What the grader needs from an instructor notebook."""
+
+    name: str
+    setup: str
+    exercise_ids: tuple[str, ...]
+
+    @property
+    def max_score(self) -> float:
+        tests = hidden_tests()
+        return float(sum(tests[i].points for i in self.exercise_ids))
+
+
+def source_notebooks(directory: Path | None = None) -> dict[str, SourceNotebook]:
+    """Graded source notebooks by file name: setup = first code cell; exercises with hidden tests."""
+    tests = hidden_tests()
+    found = {}
+    for path in notebooks.notebook_paths(directory):
+        nb = notebooks.read(path)
+        ids = tuple(ex.id for ex in notebooks.exercises(nb))
+        missing = [i for i in ids if i not in tests]
+        if missing:
+            raise ValueError(
+                f"{path.name}: no hidden tests for {missing}; add them in course_utils/grading/hidden/"
+            )
+        if ids:
+            setup = next(notebooks.source(c) for c in nb.cells if c.cell_type == "code")
+            found[path.name] = SourceNotebook(path.name, setup, ids)
+    return found
+
+
+def _calls(source: SourceNotebook) -> tuple[list[dict], dict[str, HiddenTest]]:
+    tests = hidden_tests()
+    names = registry()
+    calls = []
+    for exercise_id in source.exercise_ids:
+        test = tests[exercise_id]
+        rng = np.random.default_rng(_seed(exercise_id))
+        for case, (args, kwargs) in enumerate(test.cases(rng)):
+            calls.append(
+                {
+                    "exercise": exercise_id,
+                    "name": names[exercise_id].names[0],
+                    "case": case,
+                    "args": list(args),
+                    "kwargs": kwargs,
+                }
+            )
+    return calls, tests
+
+
+def _seed(exercise_id: str) -> int:
+    """A stable seed per exercise (Python's hash() is salted per process)."""
+    return int.from_bytes(exercise_id.encode()[:8].ljust(8, b"\0"), "little") % 2**32
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+_CELL_PROBLEMS = {
+    "timeout": "the exercise cell ran past the time limit and was stopped",
+    "crashed": "the exercise cell crashed the Python process (for example os._exit or a segfault)",
+}
+
+
+def _case_problem(
+    stage: dict | None, value, expected: np.ndarray, test: HiddenTest, limits: Limits
+) -> str | None:
+    """None if the case passed, else a short reason that reveals nothing hidden."""
+    if stage is None:
+        return "not run: an earlier step of this exercise was stopped"
+    status = stage["status"]
+    if status == "timeout":
+        return f"a call ran longer than {limits.call:g} s and was stopped"
+    if status == "crashed":
+        return "a call crashed the Python process"
+    if status == "error":
+        error = stage.get("error", "")
+        if error == "NotImplementedError":
+            return "not attempted"
+        if error == "LookupError":
+            return "the exercise cell does not define the function"
+        return f"a call raised {error}"
+    if value is None:
+        return "a call returned nothing the grader could read"
+    try:
+        got = wire.decode(value)
+    except (ValueError, TypeError, OSError):
+        return "a call returned something that is not an array of numbers"
+    if not isinstance(got, np.ndarray) or got.dtype.kind != "f":
+        return "a call returned something that is not an array of numbers"
+    if got.shape != expected.shape:
+        return "wrong output shape on a hidden case"
+    if not np.allclose(got, expected, atol=test.atol, rtol=test.rtol):
+        return "wrong values on a hidden case"
+    return None
+
+
+def score(
+    source: SourceNotebook,
+    cells: dict[str, str],
+    repeated: set[str],
+    reply: dict,
+    calls: list[dict],
+    tests: dict[str, HiddenTest],
+    limits: Limits,
+) -> list[ExerciseResult]:
+    """Compare what came back from the sandbox with expected values computed here."""
+    stages, values = reply["stages"], reply["results"]
+    results = []
+    for exercise_id in source.exercise_ids:
+        test = tests[exercise_id]
+        if exercise_id not in cells:
+            output = (
+                f"no cell starting with `# EXERCISE: {exercise_id}` (was it deleted or edited?)"
+            )
+            results.append(ExerciseResult(exercise_id, 0.0, test.points, output))
+            continue
+        cell = stages.get(f"cell:{exercise_id}", {})
+        mine = [c for c in calls if c["exercise"] == exercise_id]
+        problems = []
+        for call in mine:
+            name = f"call:{exercise_id}:{call['case']}"
+            expected = np.asarray(test.expected(*call["args"], **call["kwargs"]), dtype=np.float64)
+            problems.append(
+                _case_problem(stages.get(name), values.get(name), expected, test, limits)
+            )
+        passed = sum(p is None for p in problems)
+        points = round(test.points * passed / len(mine), 2)
+        if cell.get("status") in _CELL_PROBLEMS:
+            output = _CELL_PROBLEMS[cell["status"]]
+        elif passed == len(mine):
+            output = f"passed all {len(mine)} hidden cases"
+        else:
+            first = next(p for p in problems if p is not None)
+            output = f"passed {passed} of {len(mine)} hidden cases; {first}"
+            if cell.get("status") == "error":
+                output += f" (the exercise cell raised {cell.get('error')})"
+        if exercise_id in repeated:
+            output += "; the exercise cell appears more than once, the last one was graded"
+        results.append(ExerciseResult(exercise_id, points, test.points, output))
+    return results
+
+
+# ----------------------------------------------------------------------------- the batch
+
+
+class Grader:
+    """A pool of sandboxes; use as a context manager so no process outlives it."""
+
+    def __init__(
+        self,
+        *,
+        jobs: int = 2,
+        limits: Limits | None = None,
+        hide: list[Path] = (),
+        notebooks_dir: Path | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.sources = source_notebooks(notebooks_dir)
+        root = repo_root()
+        secret = [notebooks_dir or notebooks.notebooks_dir(), HIDDEN_DIR, *hide]
+        if root:
+            secret += [root / "tests", root / ".git"]
+        self.hide = [str(Path(p).resolve()) for p in secret if Path(p).exists()]
+        self.jobs = max(1, jobs)
+        self.pool: queue.Queue[Zygote] = queue.Queue()
+        self.started: list[Zygote] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> Grader:
+        preflight()
+        try:
+            for slot in range(self.jobs):
+                zygote = Zygote(slot)
+                self.started.append(zygote)
+                self._probe(zygote)
+                self.pool.put(zygote)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for zygote in self.started:
+            zygote.close()
+
+    def _probe(self, zygote: Zygote) -> None:
+        """Prove isolation before anyone is scored: unprivileged, no network, secrets hidden."""
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0)
+        port = listener.getsockname()[1]
+        secret = HIDDEN_DIR / "__init__.py"
+        setup = (
+            "import os, socket\n"
+            "def probe():\n"
+            f"    try:\n        socket.create_connection(('127.0.0.1', {port}), timeout=1).close(); net = 1\n"
+            "    except OSError:\n        net = 0\n"
+            f"    try:\n        open({str(secret)!r}).read(); readable = 1\n"
+            "    except OSError:\n        readable = 0\n"
+            "    return [os.getuid(), net, readable]\n"
+        )
+        calls = [{"exercise": "probe", "name": "probe", "case": 0, "args": [], "kwargs": {}}]
+        try:
+            reply = zygote.run(Job(setup, [], calls, self.limits, self.hide))
+            value = reply["results"].get("call:probe:0")
+            uid, net, readable = (int(v) for v in wire.decode(value)) if value else (0, 1, 1)
+            try:
+                listener.accept()
+                net = 1
+            except BlockingIOError:
+                pass
+        except (RuntimeError, SandboxUnavailable) as exc:
+            raise SandboxUnavailable(f"the sandbox failed its start-up check: {exc}") from None
+        finally:
+            listener.close()
+        if value is None or uid == 0 or net or readable:
+            raise SandboxUnavailable(
+                "the sandbox failed its start-up check "
+                f"(ran code: {value is not None}, uid {uid}, network reachable: {bool(net)}, "
+                f"hidden tests readable: {bool(readable)}); grade as root on Linux"
+            )
+
+    def grade_file(self, student: str, path: Path, source: SourceNotebook) -> NotebookResult:
+        """Grade one submitted notebook; never raises for anything the student did."""
+        row = NotebookResult(student, source.name, 0.0, source.max_score, "graded")
+        try:
+            nb = submission.load(path)
+        except submission.SubmissionError as exc:
+            row.status, row.reason = "rejected", str(exc)
+            return row
+        cells, repeated = submission.exercise_sources(nb)
+        calls, tests = _calls(source)
+        job = Job(
+            source.setup,
+            [(i, cells[i]) for i in source.exercise_ids if i in cells],
+            calls,
+            self.limits,
+            self.hide,
+        )
+        zygote = self.pool.get()
+        try:
+            reply = zygote.run(job)
+        except RuntimeError as exc:  # the zygote itself failed: replace it, report, go on
+            row.status, row.reason = "error", f"grader error ({exc}); grade this submission again"
+            zygote.close()
+            zygote = Zygote(zygote.slot)
+            with self.lock:
+                self.started.append(zygote)
+            return row
+        finally:
+            self.pool.put(zygote)
+        setup_stage = reply["stages"].get("setup", {})
+        if setup_stage.get("status") != "ok":
+            row.status = "error"
+            row.reason = (
+                f"the course setup cell did not run ({setup_stage.get('status', 'not reached')})"
+            )
+        if "wall" in reply["stages"]:
+            row.reason = f"stopped at the {self.limits.wall:g} s limit for one submission"
+        row.exercises = score(source, cells, repeated, reply, calls, tests, self.limits)
+        row.score = round(sum(e.score for e in row.exercises), 2)
+        return row
+
+
+def collect(submissions: Path, sources: dict[str, SourceNotebook], only: list[str] | None = None):
+    """(student, notebook name, path or None, reason) for every submission to grade."""
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"{submissions} is not a folder of student folders")
+    students = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
+    submitted = {
+        p.name for s in students if s.is_dir() and not s.is_symlink() for p in s.glob("*.ipynb")
+    }
+    names = [n for n in sources if (not only or n[:2] in only) and (n in submitted or only)]
+    for student in students:
+        if student.is_symlink() or not student.is_dir():
+            for name in names:
+                yield (
+                    student.name,
+                    name,
+                    None,
+                    "the student folder is a link or a file, not a folder",
+                )
+            continue
+        for name in names:
+            path = student / name
+            if os.path.lexists(path):
+                yield student.name, name, path, ""
+            else:
+                yield student.name, name, None, "not submitted"
+
+
+def grade_folder(
+    submissions: Path,
+    out: Path,
+    *,
+    jobs: int = 2,
+    limits: Limits | None = None,
+    only: list[str] | None = None,
+    notebooks_dir: Path | None = None,
+) -> list[NotebookResult]:
+    """Grade every submission and write the reports; returns the rows of grades.csv."""
+    submissions, out = submissions.resolve(), out.resolve()
+    with Grader(
+        jobs=jobs, limits=limits, hide=[submissions, out], notebooks_dir=notebooks_dir
+    ) as grader:
+        tasks = list(collect(submissions, grader.sources, only))
+        out.mkdir(parents=True, exist_ok=True)
+
+        def run(task):
+            student, name, path, reason = task
+            source = grader.sources[name]
+            if path is None:
+                return NotebookResult(student, name, 0.0, source.max_score, "missing", reason)
+            return grader.grade_file(student, path, source)
+
+        with ThreadPoolExecutor(max_workers=grader.jobs) as pool:
+            rows = list(pool.map(run, tasks))
+    write_reports(rows, out)
+    return rows
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def write_reports(rows: list[NotebookResult], out: Path) -> None:
+    """grades.csv, and per student results.json (Gradescope's schema) and feedback.md."""
+    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "notebook", "score", "max_score", "status", "reason"])
+        for r in rows:
+            writer.writerow(
+                [r.student, r.notebook, f"{r.score:g}", f"{r.max_score:g}", r.status, r.reason]
+            )
+    by_student: dict[str, list[NotebookResult]] = {}
+    for r in rows:
+        by_student.setdefault(r.student, []).append(r)
+    for student, mine in by_student.items():
+        folder = out / student
+        folder.mkdir(exist_ok=True)
+        (folder / "results.json").write_text(
+            json.dumps(gradescope_results(mine), indent=2), encoding="utf-8"
+        )
+        (folder / "feedback.md").write_text(feedback(student, mine), encoding="utf-8")
+
+
+def gradescope_results(rows: list[NotebookResult]) -> dict:
+    """Gradescope's results.json: total score and one test per exercise (or per unreadable notebook)."""
+    tests = []
+    for r in rows:
+        if r.exercises:
+            tests += [
+                {
+                    "name": f"{r.notebook}: {e.exercise_id}",
+                    "score": e.score,
+                    "max_score": e.max_score,
+                    "output": e.output,
+                    "visibility": "visible",
+                }
+                for e in r.exercises
+            ]
+        else:
+            tests.append(
+                {
+                    "name": r.notebook,
+                    "score": 0.0,
+                    "max_score": r.max_score,
+                    "output": r.reason,
+                    "visibility": "visible",
+                }
+            )
+    notes = "; ".join(f"{r.notebook}: {r.reason}" for r in rows if r.reason)
+    return {
+        "score": round(sum(r.score for r in rows), 2),
+        "output": notes or "graded",
+        "tests": tests,
+        "visibility": "visible",
+    }
+
+
+def feedback(student: str, rows: list[NotebookResult]) -> str:
+    """A readable report for one student."""
+    lines = [f"# Feedback for {student}", ""]
+    for r in rows:
+        lines.append(f"## {r.notebook}: {r.score:g} / {r.max_score:g}")
+        if r.reason:
+            lines.append(f"*{r.reason}*")
+        lines.append("")
+        for e in r.exercises:
+            mark = "✅" if e.score == e.max_score else ("❌" if e.score == 0 else "◐")
+            lines.append(f"- {mark} `{e.exercise_id}` {e.score:g} / {e.max_score:g}: {e.output}")
+        lines.append("")
+    return "\n".join(lines)

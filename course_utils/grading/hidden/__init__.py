@@ -1,0 +1,55 @@
+"""Hidden tests: instructor side only. Never copied into the student release, never readable
+by a submission's process (the sandbox covers this folder while student code runs).
+
+Each ``course_utils/grading/hidden/<topic>.py`` registers, per exercise, its points, a
+generator of inputs the student has not seen, and how to compute the expected output.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Folder the sandbox hides from student code.
+HIDDEN_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class HiddenTest:
+    """Points and hidden cases of one exercise; ``cases(rng)`` yields ``(args, kwargs)``."""
+
+    exercise_id: str
+    points: float
+    cases: Callable[[np.random.Generator], list[tuple[tuple, dict]]]
+    expected: Callable[..., np.ndarray]
+    atol: float = 1e-6
+    rtol: float = 1e-5
+
+
+_TESTS: dict[str, HiddenTest] = {}
+
+
+def hidden(
+    exercise_id: str, *, points: float, expected: Callable[..., np.ndarray], atol: float = 1e-6
+):
+    """Register the decorated case generator as the hidden test of ``exercise_id``."""
+
+    def register(cases):
+        if exercise_id in _TESTS:
+            raise ValueError(f"hidden test {exercise_id!r} is registered twice")
+        _TESTS[exercise_id] = HiddenTest(exercise_id, points, cases, expected, atol)
+        return cases
+
+    return register
+
+
+def hidden_tests() -> dict[str, HiddenTest]:
+    """Every hidden test, importing each module of this package once."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return _TESTS

@@ -1,0 +1,168 @@
+"""``python -m course_utils release --out DIR``: the student version of the course.
+
+DIR is a complete repository the instructor can publish: notebooks with every solution block
+replaced by a stub that raises ``NotImplementedError`` (signatures and docstrings stay),
+outputs and counts cleared, an "Open in Colab" badge and a Colab-only install cell; and the
+package without the hidden tests. Tests, benchmarks and CI files (which hold worked answers)
+are left out.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from course_utils import notebooks
+
+#: Copied into the release (relative to the repository root); everything else is left out.
+RELEASED = (
+    ".gitignore",
+    "pyproject.toml",
+    "environment.yml",
+    "Makefile",
+    "requirements",
+    "data/README.md",
+    "course_utils",
+)
+#: Never released, even inside a released folder.
+WITHHELD = ("course_utils/grading/hidden",)
+STUB = 'raise NotImplementedError("Exercise {id}: replace this line with your code")'
+STUDENT_README = """# Convolutional neural networks: the course notebooks
+
+Ordered Jupyter notebooks that take you from 1D convolution written as a matrix product to
+LeNet-5, AlexNet and transfer learning. Work through them in order.
+
+## Start
+
+- **Colab**: open a notebook with its "Open in Colab" badge. Its first code cell installs the
+  course package (Colab's own PyTorch is kept). Pick a GPU runtime for the training notebooks.
+- **Your computer** (Python 3.10 or newer): `make lab` creates `.venv`, installs everything and
+  opens JupyterLab; `make doctor` checks the installation and says how to fix what is missing.
+
+{table}
+
+## Exercises
+
+A cell that starts with `# EXERCISE: <id>` asks you to write a function: replace the line
+`raise NotImplementedError(...)` with your code, run the cell, then run the `check("<id>")` cell
+below it. ✅ means your function agrees with NumPy/PyTorch on several inputs; ❌ shows the input,
+the expected and the actual value; ⏳ means not attempted yet. Later cells never use your answer,
+so Run All always reaches the end. Submit the notebook file (`.ipynb`) you worked in.
+
+Without a network the notebooks use small stand-in datasets and say so (`COURSE_OFFLINE=1`
+forces this).
+"""
+_REPO = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?$")
+
+
+def repo_url_from_pyproject(root: Path) -> str:
+    """``[tool.course] repo_url`` from pyproject.toml: the one place the instructor sets it."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    return config.get("tool", {}).get("course", {}).get("repo_url", "")
+
+
+def stub_solutions(src: str, exercise_id: str) -> str:
+    """Replace each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block by a one-line stub."""
+    out, inside = [], False
+    for line in src.splitlines():
+        stripped = line.strip()
+        if stripped == notebooks.BEGIN_SOLUTION:
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(indent + STUB.format(id=exercise_id))
+        elif stripped == notebooks.END_SOLUTION:
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(
+            f"exercise {exercise_id}: {notebooks.BEGIN_SOLUTION} without {notebooks.END_SOLUTION}"
+        )
+    return "\n".join(out)
+
+
+def colab_cells(repo_url: str, branch: str, notebook: str) -> list:
+    """The badge (markdown) and the Colab-only install cell stamped at the top of a notebook."""
+    match = _REPO.match(repo_url)
+    if not match:
+        raise ValueError(
+            f"--repo-url must look like https://github.com/OWNER/REPO; got {repo_url!r}"
+        )
+    colab = (
+        f"https://colab.research.google.com/github/{match['owner']}/{match['name']}"
+        f"/blob/{branch}/notebooks/{notebook}"
+    )
+    badge = new_markdown_cell(
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})"
+    )
+    install = new_code_cell(
+        "# Colab only: install the course package. Colab's own torch is kept; elsewhere this does nothing.\n"
+        "import sys\n\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    get_ipython().run_line_magic("pip", "install --quiet \\"course-utils @ git+{repo_url}@{branch}\\"")'
+    )
+    return [badge, install]
+
+
+def release_notebook(nb, *, repo_url: str, branch: str, name: str):
+    """A student copy of ``nb``: stubs, no outputs or counts, badge and install cell first."""
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        exercise_id = notebooks.exercise_id(cell)
+        if exercise_id is not None:
+            cell.source = stub_solutions(notebooks.source(cell), exercise_id)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("keep_output", None)
+    nb.cells[1:1] = colab_cells(repo_url, branch, name)  # after the title cell
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"r{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def build_release(
+    out: Path, *, repo_url: str, branch: str = "main", root: Path | None = None
+) -> list[Path]:
+    """Write the student repository to ``out`` (which must not exist or be empty)."""
+    from course_utils.env import repo_root
+
+    root = root or repo_root()
+    if root is None:
+        raise FileNotFoundError(
+            "release needs the course repository (an editable install of course_utils)"
+        )
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder")
+    if out.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"{out} is inside the course repository; choose a folder outside it")
+    out.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for item in RELEASED:
+        source = root / item
+        if source.is_dir():
+            shutil.copytree(source, out / item, ignore=ignore)
+        elif source.exists():
+            (out / item).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, out / item)
+    for item in WITHHELD:
+        shutil.rmtree(out / item, ignore_errors=True)
+    written = []
+    (out / "notebooks").mkdir()
+    table = notebooks.readme_table(root / "notebooks")
+    for path in notebooks.notebook_paths(root / "notebooks"):
+        nb = release_notebook(
+            notebooks.read(path), repo_url=repo_url, branch=branch, name=path.name
+        )
+        nbformat.write(nb, out / "notebooks" / path.name)
+        written.append(out / "notebooks" / path.name)
+    (out / "README.md").write_text(STUDENT_README.format(table=table), encoding="utf-8")
+    return written

@@ -1,0 +1,455 @@
+"""Run one submission's code in a locked-down child process.
+
+The grader starts one *zygote* per parallel job (``python -m course_utils.grading.sandbox``).
+A zygote imports NumPy, torch and matplotlib once, then serves jobs read from stdin. It never
+runs student code itself; for each attempt at a job it forks:
+
+- **B**, still root: new mount, network, PID and IPC namespaces; an empty tmpfs as the working
+  directory; empty tmpfs mounts over every path the grader names as secret (source notebooks,
+  hidden tests, the submissions and the output folder); then it forks
+- **C**, PID 1 of the new PID namespace: resource limits (memory, processes, file size, open
+  files, no core dumps), stdout/stderr into a capped file, then it drops to an unprivileged
+  per-slot user and runs the setup cell, the student's exercise cells and the graded calls.
+
+C reports progress over a pipe as length-prefixed JSON frames; results are ``.npy`` bytes
+loaded with ``allow_pickle=False``. The zygote enforces every time limit from outside
+(per cell, per call, per submission) with SIGKILL: killing PID 1 of a PID namespace kills
+every process in it, so nothing outlives a job. A stage that hangs or crashes is skipped and
+the job restarts without it, so one bad exercise does not cost the others.
+
+Only Linux as root provides these primitives; :func:`preflight` says what is missing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from course_utils.grading import wire
+
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
+    0x00020000,
+    0x08000000,
+    0x20000000,
+    0x40000000,
+)
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+FIRST_UID = 61000  # slot k runs as uid/gid FIRST_UID + k (no account needed)
+
+
+class SandboxUnavailable(RuntimeError):
+    """The machine lacks a primitive the sandbox needs; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits for one submission. Times in seconds, sizes in bytes."""
+
+    wall: float = 120.0
+    cell: float = 20.0
+    call: float = 10.0
+    memory: int = 3 * 2**30
+    processes: int = 64
+    output: int = 16 * 2**20
+    open_files: int = 256
+
+
+@dataclass
+class Job:
+    """One submission to run: setup source, exercise cells and graded calls (plain data)."""
+
+    setup: str
+    cells: list[tuple[str, str]]
+    calls: list[dict]
+    limits: Limits = field(default_factory=Limits)
+    hide: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- parent side (the grader)
+
+
+def preflight() -> None:
+    """Raise :class:`SandboxUnavailable` unless this machine can isolate student code."""
+    if not sys.platform.startswith("linux"):
+        raise SandboxUnavailable(
+            "grading needs Linux namespaces; run it in a Linux container as root (for example "
+            "`docker run --rm -it --privileged -v $PWD:/course python:3.11 bash`)"
+        )
+    if os.geteuid() != 0:
+        raise SandboxUnavailable(
+            "grading must run as root so each submission can drop to an unprivileged user and get "
+            "its own network and mount namespaces; run `sudo .venv/bin/python -m course_utils grade ...` "
+            "or grade inside a container as root"
+        )
+
+
+class Zygote:
+    """A sandbox server process; :meth:`run` sends it one job and waits for the result."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        env = dict(
+            os.environ,
+            MPLBACKEND="Agg",
+            OMP_NUM_THREADS="1",
+            COURSE_THREADS="1",
+            PYTHONUNBUFFERED="1",
+        )
+        for name in ("COURSE_CHECK_STRICT",):
+            env.pop(name, None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "course_utils.grading.sandbox", str(FIRST_UID + slot)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        ready = self.process.stdout.readline()
+        if json.loads(ready or "{}").get("ready") is not True:
+            self.close()
+            raise SandboxUnavailable(
+                "the sandbox process did not start; run `python -m course_utils doctor`"
+            )
+
+    def run(self, job: Job) -> dict:
+        """Run ``job``; returns ``{"stages": {...}, "results": {...}}`` or raises ``RuntimeError``."""
+        message = {
+            "setup": job.setup,
+            "cells": job.cells,
+            "calls": wire.encode(job.calls),
+            "limits": asdict(job.limits),
+            "hide": job.hide,
+        }
+        self.process.stdin.write((json.dumps(message) + "\n").encode())
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox process died")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply
+
+    def close(self) -> None:
+        """Stop the zygote: end of input lets it finish and reap its children; SIGKILL if it hangs."""
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+        self.process.stdout.close()
+
+
+# ---------------------------------------------------------------- zygote side (trusted, root)
+
+_libc = None
+
+
+def _libc_call(name: str, *args) -> None:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(_libc, name)(*args) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{name}: {os.strerror(errno)}")
+
+
+def _mount(
+    source: str, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    _libc_call(
+        "mount",
+        source.encode(),
+        target.encode(),
+        fstype.encode() if fstype else None,
+        flags,
+        data.encode() if data else None,
+    )
+
+
+def _private_ancestor(path: str) -> str | None:
+    """The outermost folder above ``path`` that other users cannot enter (e.g. ``/root``)."""
+    parts = path.strip("/").split("/")
+    for i in range(1, len(parts)):
+        folder = "/" + "/".join(parts[:i])
+        if not os.stat(folder).st_mode & 0o001:
+            return folder
+    return None
+
+
+def _expose(paths: list[str]) -> None:
+    """Keep the Python installation readable for the sandbox user when it lives in a private
+    folder: cover that folder with an empty tmpfs and bind only the needed paths back into it."""
+    needed = sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
+    needed = [p for p in needed if _private_ancestor(p)]
+    handles = {p: os.open(p, os.O_PATH) for p in needed}
+    for folder in sorted({_private_ancestor(p) for p in needed}):
+        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    for path, fd in handles.items():
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
+
+
+def _isolate(uid: int, hide: list[str], workdir: str) -> None:
+    """In B: new namespaces, private mounts, secrets covered, an empty working directory."""
+    _libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC)
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)
+    _expose([sys.prefix, sys.base_prefix, *sys.path])
+    for path in hide:
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=000")
+        elif os.path.exists(path):
+            _mount("/dev/null", path, None, MS_BIND)
+    os.makedirs(workdir, exist_ok=True)
+    _mount(
+        "tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size=64m,mode=0700,uid={uid},gid={uid}"
+    )
+
+
+def _lock_down(uid: int, limits: dict, workdir: str) -> None:
+    """In C: limits, output capture, then drop to ``uid`` for good."""
+    import resource
+
+    memory, output = limits["memory"], limits["output"]
+    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (output, output))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"], limits["open_files"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    cpu = int(limits["wall"]) + 5
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    os.chdir(workdir)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    out = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # too much output fails the write, not the grader
+    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "USER": "student"})
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    _libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    _libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class _Shell:
+    """Stands in for IPython during grading: magics and shell escapes are ignored."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    run_cell_magic = run_line_magic
+    system = run_line_magic
+    getoutput = run_line_magic
+
+
+def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
+    """In C, as the student user: run the setup, the cells and the calls, reporting each."""
+    import numpy as np
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transform = TransformerManager().transform_cell
+    namespace: dict = {"__name__": "__main__", "get_ipython": _Shell}
+
+    def stage(name: str, run) -> None:
+        if name in skip:
+            return
+        wire.send(fd, {"t": "start", "stage": name})
+        try:
+            run()
+            wire.send(fd, {"t": "end", "stage": name, "ok": True})
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
+            wire.send(fd, {"t": "end", "stage": name, "ok": False, "error": type(exc).__name__})
+
+    def run_cell(src: str):
+        return lambda: exec(compile(transform(src), "<cell>", "exec"), namespace)
+
+    stage("setup", run_cell(job["setup"]))
+    for exercise_id, src in job["cells"]:
+        stage(f"cell:{exercise_id}", run_cell(src))
+    for call in wire.decode(job["calls"]):
+        name = f"call:{call['exercise']}:{call['case']}"
+
+        def graded(call=call, name=name):
+            fn = namespace.get(call["name"])
+            if not callable(fn):
+                raise LookupError(call["name"])
+            value = np.asarray(fn(*call["args"], **call["kwargs"]), dtype=np.float64)
+            wire.send(fd, {"t": "result", "stage": name, "value": wire.encode(value)})
+
+        stage(name, graded)
+    wire.send(fd, {"t": "done"})
+
+
+def _attempt(job: dict, uid: int, skip: set[str], deadline: float) -> tuple[dict, str | None, dict]:
+    """One fork of B/C. Returns (stage reports, the stage that hung or crashed, results)."""
+    limits = job["limits"]
+    workdir = f"/tmp/course-grading-{uid}"
+    progress_r, progress_w = os.pipe()
+    control_r, control_w = os.pipe()
+    b = os.fork()
+    if b == 0:  # B
+        try:
+            os.close(progress_r)
+            os.close(control_r)
+            _isolate(uid, job["hide"], workdir)
+            c = os.fork()
+            if c == 0:  # C
+                os.close(control_w)
+                _lock_down(uid, limits, workdir)
+                _execute_stages(job, skip, progress_w)
+                os._exit(0)
+            os.close(progress_w)
+            wire.send(control_w, {"t": "pid", "pid": c})
+            _, status = os.waitpid(c, 0)
+            wire.send(control_w, {"t": "exit", "status": status})
+            os._exit(0)
+        except BaseException as exc:  # noqa: BLE001 - report any setup failure, then leave
+            try:
+                wire.send(control_w, {"t": "error", "error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                os._exit(3)
+    os.close(progress_w)
+    os.close(control_w)
+    reader, control = wire.FrameReader(), wire.FrameReader(limit=1 << 16)
+    stages: dict[str, dict] = {}
+    results: dict[str, dict] = {}
+    current, last, started, c_pid, failure, done = None, None, 0.0, None, None, False
+    open_fds = {progress_r, control_r}
+    try:
+        while open_fds:
+            now = time.monotonic()
+            limit = limits["call"] if (current or "").startswith("call:") else limits["cell"]
+            stage_deadline = started + limit if current else deadline
+            timeout = max(0.0, min(deadline, stage_deadline) - now)
+            ready, _, _ = select.select(list(open_fds), [], [], timeout)
+            if not ready:  # a limit passed: kill the whole namespace, keep what was reported
+                failure = current or "wall"
+                if current:
+                    stages[current] = {"status": "timeout"}
+                for pid in (c_pid, b):
+                    if pid:
+                        os.kill(pid, signal.SIGKILL)
+                current = None
+                break
+            for fd in ready:
+                data = os.read(fd, 65536)
+                if not data:
+                    open_fds.discard(fd)
+                    continue
+                try:
+                    frames = (reader if fd == progress_r else control).feed(data)
+                except (ValueError, UnicodeDecodeError):
+                    open_fds.discard(fd)
+                    if c_pid:
+                        os.kill(c_pid, signal.SIGKILL)
+                    continue
+                for frame in frames:
+                    kind = frame.get("t")
+                    if fd == control_r:
+                        if kind == "pid":
+                            c_pid = int(frame["pid"])
+                        elif kind == "error":
+                            raise SandboxUnavailable(
+                                f"the sandbox could not start: {frame.get('error')}"
+                            )
+                        continue
+                    name = frame.get("stage")
+                    if kind == "start" and isinstance(name, str):
+                        current, last, started = name, name, time.monotonic()
+                    elif kind == "end" and name == current:
+                        stages[name] = {
+                            "status": "ok" if frame.get("ok") else "error",
+                            "error": str(frame.get("error", ""))[:80],
+                        }
+                        current = None
+                    elif (
+                        kind == "result"
+                        and name == current
+                        and isinstance(frame.get("value"), dict)
+                    ):
+                        results[name] = frame["value"]
+                    elif kind == "done":
+                        done = True
+    finally:
+        os.close(progress_r)
+        os.close(control_r)
+        os.waitpid(b, 0)
+    if (
+        not done and failure is None
+    ):  # C died (segfault, os._exit, kill): blame the last stage it began
+        failure = last or "setup"
+        stages[failure] = {"status": "crashed"}
+    return stages, failure, results
+
+
+def run_job(job: dict, uid: int) -> dict:
+    """Run a job, restarting without any stage that hung or crashed, within the wall limit."""
+    deadline = time.monotonic() + job["limits"]["wall"]
+    stages: dict[str, dict] = {}
+    results: dict[str, dict] = {}
+    skip: set[str] = set()
+    for _ in range(2 + len(job["cells"])):
+        new_stages, failure, new_results = _attempt(job, uid, skip, deadline)
+        stages.update(new_stages)
+        results.update(new_results)
+        if failure is None or failure in ("setup", "wall") or time.monotonic() >= deadline:
+            if failure == "wall":
+                stages["wall"] = {"status": "timeout"}
+            break
+        if failure.startswith("call:"):  # skip the rest of that exercise's calls
+            exercise = failure.split(":")[1]
+            skip |= {
+                f"call:{c['exercise']}:{c['case']}"
+                for c in job["calls"]
+                if c["exercise"] == exercise
+            }
+        skip.add(failure)
+        skip |= {name for name in stages if name.startswith("call:")}
+    return {"stages": stages, "results": results}
+
+
+def serve(uid: int) -> None:
+    """The zygote: preload libraries, then answer one JSON job per line on stdin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401 - preloaded for the notebooks' setup cells
+    import numpy  # noqa: F401
+    import torch
+    from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401
+
+    import course_utils.env  # noqa: F401
+
+    torch.set_num_threads(1)
+    out = sys.stdout
+    sys.stdout = sys.stderr
+    out.write(json.dumps({"ready": True}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        try:
+            reply = run_job(json.loads(line), uid)
+        except Exception as exc:  # report, keep serving
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

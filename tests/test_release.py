@@ -1,0 +1,184 @@
+"""The student release: stubs instead of solutions, nothing hidden shipped, and it runs."""
+
+import subprocess
+import sys
+import zipfile
+
+import nbformat
+import pytest
+
+from course_utils import notebooks, runner
+from course_utils.grading import release
+from course_utils.grading.hidden import HIDDEN_DIR
+
+
+def _solution_lines(root):
+    lines = set()
+    for path in notebooks.notebook_paths(root / "notebooks"):
+        for ex in notebooks.exercises(notebooks.read(path)):
+            src = notebooks.source(notebooks.read(path).cells[ex.cell])
+            block = src.split(notebooks.BEGIN_SOLUTION)[1].split(notebooks.END_SOLUTION)[0]
+            lines |= {line.strip() for line in block.splitlines() if line.strip()}
+    return lines
+
+
+def _public_lines(root):
+    """Lines of the instructor repository's public code and notebooks outside solution blocks."""
+    lines = set()
+    for path in (root / "course_utils").rglob("*.py"):
+        if HIDDEN_DIR not in path.parents:
+            lines |= {line.strip() for line in path.read_text().splitlines()}
+    return lines
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release") / "student"
+    written = release.build_release(
+        out, repo_url="https://github.com/example-org/cnn-course", branch="spring"
+    )
+    return out, written
+
+
+def test_no_solution_line_and_no_hidden_test_text_is_released(built, root):
+    out, _ = built
+    solutions = _solution_lines(root)
+    assert solutions
+    hidden = {line.strip() for p in HIDDEN_DIR.glob("*.py") for line in p.read_text().splitlines()}
+    hidden = {h for h in hidden - _public_lines(root) if len(h) > 3}
+    assert hidden
+    for path in out.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            lines = {line.strip() for line in text.splitlines()}
+            if path.suffix == ".ipynb":
+                nb = nbformat.reads(text, as_version=4)
+                lines = {
+                    line.strip() for c in nb.cells for line in notebooks.source(c).splitlines()
+                }
+                assert notebooks.BEGIN_SOLUTION not in text
+            assert not lines & solutions, f"{path}: {sorted(lines & solutions)[:3]}"
+            assert not lines & hidden, f"{path}: {sorted(lines & hidden)[:3]}"
+    assert not (out / "course_utils/grading/hidden").exists()
+    assert not (out / "tests").exists(), "tests hold worked answers"
+
+
+def test_stubs_keep_signature_and_docstring(built, root):
+    out, _ = built
+    source = notebooks.read(root / "notebooks/01_convolution_1d.ipynb")
+    student = notebooks.read(out / "notebooks/01_convolution_1d.ipynb")
+    for ex in notebooks.exercises(source):
+        src = notebooks.source(source.cells[ex.cell])
+        head = src.split(notebooks.BEGIN_SOLUTION)[0].rstrip()
+        released = next(
+            notebooks.source(c) for c in student.cells if notebooks.exercise_id(c) == ex.id
+        )
+        assert released.startswith(head), ex.id
+        assert f'raise NotImplementedError("Exercise {ex.id}:' in released
+
+
+def test_badge_setup_cell_and_cleared_outputs(built):
+    out, written = built
+    assert [p.name for p in written] == [p.name for p in notebooks.notebook_paths()]
+    nb = notebooks.read(out / "notebooks/01_convolution_1d.ipynb")
+    badge, install = nb.cells[1], nb.cells[2]
+    assert (
+        "https://colab.research.google.com/github/example-org/cnn-course/blob/spring/"
+        "notebooks/01_convolution_1d.ipynb"
+    ) in badge.source
+    assert 'if "google.colab" in sys.modules:' in install.source
+    assert "git+https://github.com/example-org/cnn-course@spring" in install.source
+    assert "torch" not in install.source.split("run_line_magic")[1], "never reinstall Colab's torch"
+    assert all(
+        not c.get("outputs") and c.get("execution_count") is None
+        for c in nb.cells
+        if c.cell_type == "code"
+    )
+
+
+def test_release_refuses_bad_urls_and_used_folders(tmp_path):
+    with pytest.raises(ValueError, match="github.com/OWNER/REPO"):
+        release.build_release(tmp_path / "a", repo_url="git@github.com:o/r.git")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        release.build_release(tmp_path / "b", repo_url="https://github.com/o/r")
+    assert (tmp_path / "b" / "keep.txt").read_text() == "mine"
+
+
+def test_repo_url_is_set_in_pyproject(root):
+    assert release.repo_url_from_pyproject(root).startswith("https://github.com/")
+
+
+def test_release_notebooks_run_under_nbval_unattempted(built, monkeypatch):
+    out, _ = built
+    monkeypatch.setenv("COURSE_CHECK_STRICT", "0")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "--nbval-cell-timeout=300",
+            "--rootdir",
+            str(out),
+            str(out / "notebooks"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_release_notebooks_show_not_attempted(built, monkeypatch, tmp_path):
+    out, _ = built
+    monkeypatch.setenv("COURSE_CHECK_STRICT", "0")
+    for path in notebooks.notebook_paths(out / "notebooks"):
+        result = runner.run_notebook(path, tmp_path, cell_timeout=300)
+        assert result.status == "ok", result
+        executed = notebooks.read(tmp_path / path.name)
+        printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+        for ex in notebooks.exercises(notebooks.read(path)):
+            assert f"⏳ {ex.id}: not attempted yet" in printed
+
+
+def test_gradescope_bundle_grades_a_submission(tmp_path, root):
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("the grading sandbox needs root; CI runs as root")
+    from course_utils.grading.gradescope import build_bundle
+
+    bundle = build_bundle(tmp_path / "bundle.zip", root)
+    autograder = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(autograder / "source")
+        assert {"setup.sh", "run_autograder"} <= set(z.namelist())
+        assert any(n.startswith("course/course_utils/grading/hidden/") for n in z.namelist())
+    (autograder / "submission").mkdir()
+    # Gradescope keeps the student's file name, which need not match ours
+    (autograder / "submission" / "my work.ipynb").write_text(
+        (root / "notebooks/01_convolution_1d.ipynb").read_text()
+    )
+    runner_script = autograder / "source" / "run_autograder"
+    runner_script.chmod(0o755)
+    done = subprocess.run(
+        ["bash", str(runner_script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "AUTOGRADER_ROOT": str(autograder), "COURSE_PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    results = json.loads((autograder / "results/results.json").read_text())
+    assert results["score"] == 8.0
+    assert all(t["score"] == t["max_score"] for t in results["tests"])
