@@ -83,3 +83,45 @@ def mnist1d(n: int = 4000, *, length: int = 40, seed: int = 0, noise: float = 0.
     return Signals(
         x.astype(np.float32), y.astype(np.int64), f"MNIST-1D-style signals (generated, seed {seed})"
     )
+
+
+#: Real photographs that ship inside our dependencies (no download).
+SAMPLE_IMAGES = {
+    "china": "scikit-learn: load_sample_image('china.jpg'), a temple in China (427x640)",
+    "flower": "scikit-learn: load_sample_image('flower.jpg'), a flower (427x640)",
+    "grace_hopper": "matplotlib: sample_data/grace_hopper.jpg, a portrait (600x512)",
+}
+
+
+def sample_image(name: str = "china", *, gray: bool = True, size: int | None = None) -> np.ndarray:
+    """A real photo from :data:`SAMPLE_IMAGES` as float32 in [0, 1].
+
+    Returns (H, W) when ``gray`` else (H, W, 3); ``size`` resizes the shorter side (area averaging).
+    """
+    if name not in SAMPLE_IMAGES:
+        raise ValueError(f"unknown image {name!r}; choose one of {sorted(SAMPLE_IMAGES)}")
+    if name == "grace_hopper":
+        import matplotlib.cbook as cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as handle:
+            import matplotlib.pyplot as plt
+
+            image = plt.imread(handle, format="jpg")
+    else:
+        from sklearn.datasets import load_sample_image
+
+        image = load_sample_image(f"{name}.jpg")
+    image = image.astype(np.float32) / 255.0
+    if gray:
+        image = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if size is not None:
+        import torch
+        import torch.nn.functional as F
+
+        t = torch.from_numpy(np.ascontiguousarray(image))
+        t = t.unsqueeze(0) if gray else t.permute(2, 0, 1)
+        scale = size / min(t.shape[-2:])
+        out_hw = (round(t.shape[-2] * scale), round(t.shape[-1] * scale))
+        t = F.interpolate(t.unsqueeze(0), size=out_hw, mode="area")[0]
+        image = (t[0] if gray else t.permute(1, 2, 0)).numpy()
+    return image

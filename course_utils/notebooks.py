@@ -138,3 +138,20 @@ def strip(nb):
             count += 1
             cell.execution_count = count
     return nb
+
+
+def solution_namespace(path: Path) -> dict:
+    """Run a source notebook's first code cell (imports) and its exercise cells; return the names.
+
+    For tests and benchmarks of the instructor's solutions; never available in the release.
+    """
+    nb = read(path)
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    namespace: dict = {"__name__": f"solutions_{path.stem}"}
+    setup = source(cells[0]).replace("course_utils.setup()", "course_utils.setup(quiet=True)")
+    exec(compile(setup, f"{path.name}:setup", "exec"), namespace)
+    for cell in cells:
+        exercise = exercise_id(cell)
+        if exercise is not None:
+            exec(compile(source(cell), f"{path.name}:{exercise}", "exec"), namespace)
+    return namespace

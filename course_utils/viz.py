@@ -70,3 +70,52 @@ def signals_by_class(x, y, *, per_class: int = 3, classes=range(10)):
         axes[0, col].set_title(str(label))
     fig.tight_layout()
     return fig
+
+
+def images(arrays, *, titles=None, cols: int | None = None, size: float = 2.6, cmap: str = "gray"):
+    """A row (or grid) of images; 2D arrays in gray, (H, W, 3) in colour. Returns the figure."""
+    plt = _plt()
+    arrays = [np.asarray(a, dtype=float) for a in arrays]
+    cols = cols or len(arrays)
+    rows = -(-len(arrays) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, a) in enumerate(zip(axes.flat, arrays, strict=False)):
+        ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 else a, cmap=cmap)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def kernels(weights, *, titles=None, cols: int = 8, size: float = 1.1):
+    """Show convolution kernels ``(C_out, C_in, kh, kw)`` or ``(C_out, kh, kw)``; RGB when C_in == 3."""
+    w = (
+        weights.detach().cpu().numpy()
+        if hasattr(weights, "detach")
+        else np.asarray(weights, dtype=float)
+    )
+    if w.ndim == 4 and w.shape[1] == 3:
+        w = w.transpose(0, 2, 3, 1)
+        w = (w - w.min()) / (np.ptp(w) or 1.0)
+        return images(list(w), titles=titles, cols=min(cols, len(w)), size=size)
+    if w.ndim == 4:
+        w = w[:, 0]
+    return images(list(w), titles=titles, cols=min(cols, len(w)), size=size, cmap="RdBu_r")
+
+
+def feature_maps(maps, *, cols: int = 8, size: float = 1.3, title: str = ""):
+    """Show the channels of one activation volume ``(C, H, W)`` side by side."""
+    m = maps.detach().cpu().numpy() if hasattr(maps, "detach") else np.asarray(maps, dtype=float)
+    fig = images(
+        list(m),
+        titles=[f"{i}" for i in range(len(m))],
+        cols=min(cols, len(m)),
+        size=size,
+        cmap="viridis",
+    )
+    if title:
+        fig.suptitle(title)
+        fig.tight_layout()
+    return fig

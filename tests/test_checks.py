@@ -167,3 +167,104 @@ def test_package_level_check_reads_the_callers_globals(monkeypatch, capsys):
 def test_duplicate_registration_is_refused():
     with pytest.raises(ValueError, match="registered twice"):
         checks.exercise("conv-matrix", "x")(lambda x: "")
+
+
+# ---- notebooks 02-05: wrong answers produce one precise line ------------------------------
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from course_utils import notebooks as _notebooks  # noqa: E402
+
+SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.notebook_paths()}
+
+
+@pytest.mark.parametrize(
+    ("exercise_id", "name", "wrong", "needle"),
+    [
+        (
+            "conv2d-naive",
+            "conv2d_naive",
+            lambda x, w, b=None, stride=1, padding=0: F.conv2d(x, w, b, padding=padding),
+            "expected output (2, 3, 5, 5) for stride 2, padding 1; got (2, 3, 9, 10)",
+        ),
+        (
+            "conv2d-im2col",
+            "conv2d_im2col",
+            lambda x, w, b=None, stride=1, padding=0: F.conv2d(x, w, None, stride, padding),
+            "max |diff|",
+        ),
+        (
+            "im2col",
+            "im2col",
+            lambda x, kh, kw, stride=1, padding=0: F.unfold(x, (kh, kw), stride=stride),
+            "expected columns (N, C*kh*kw, L) = (2, 27, 42); got (2, 27, 20)",
+        ),
+        (
+            "receptive-field",
+            "receptive_field",
+            lambda layers: sum(k for k, _, _ in layers),
+            "receptive_field([(3, 1, 1), (3, 1, 1)]): expected 5, got 6",
+        ),
+        (
+            "conv-output-size",
+            "conv_output_size",
+            lambda w, k, stride=1, padding=0, dilation=1: (w + 2 * padding - k) // stride,
+            "nn.Conv2d gives 1, got 0 (off by one: remember the + 1, and the floor)",
+        ),
+        (
+            "conv-flops",
+            "conv_flops",
+            lambda h, w, ci, co, k: h * w * co * k * k,
+            "conv_flops(28, 28, 192, 32, 5): torch's FLOP counter gives 120,422,400 multiply-adds, got 627200",
+        ),
+        (
+            "maxpool-forward",
+            "maxpool2d_forward",
+            lambda x, kernel_size=2, stride=2: F.max_pool2d(x, kernel_size, stride),
+            "expected a tuple (out, argmax); got Tensor",
+        ),
+        (
+            "maxpool-backward",
+            "maxpool2d_backward",
+            lambda dout, argmax, shape: (
+                torch.zeros(shape, dtype=dout.dtype)
+                .flatten(2)
+                .scatter(2, argmax.flatten(2), dout.flatten(2))
+                .view(shape)
+            ),
+            "maxpool2d_backward(dout (1, 2, 3, 3), argmax, input_shape=(1, 2, 7, 7))",
+        ),
+        (
+            "circle-pool",
+            "circle_pool",
+            lambda x, r: F.max_pool2d(x, 2 * int(r) + 1, stride=1, padding=int(r)) if r >= 1 else x,
+            "circle_pool(x (1, 1, 5, 5), radius=1)",
+        ),
+    ],
+)
+def test_later_notebooks_explain_wrong_answers(exercise_id, name, wrong, needle):
+    result = run_check(exercise_id, {name: wrong})
+    assert result.status == FAILED and "\n" not in result.line()
+    assert needle in result.message, result.message
+
+
+@pytest.mark.parametrize(
+    "exercise_id",
+    [
+        "conv2d-naive",
+        "im2col",
+        "conv2d-im2col",
+        "receptive-field",
+        "conv-output-size",
+        "conv-flops",
+        "maxpool-forward",
+        "maxpool-backward",
+        "circle-pool",
+    ],
+)
+def test_later_solutions_pass_and_stubs_wait(exercise_id):
+    name = checks.registry()[exercise_id].names[0]
+    solved = next(ns[name] for ns in SOLVED.values() if name in ns)
+    assert run_check(exercise_id, {name: solved}).status == PASSED
+    assert run_check(exercise_id, {name: stub}).status == NOT_ATTEMPTED

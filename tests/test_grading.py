@@ -459,3 +459,32 @@ def test_a_sandbox_that_cannot_start_stops_the_batch(tmp_path, monkeypatch):
     with pytest.raises(SandboxUnavailable, match="no namespaces"):
         grade_folder(tmp_path / "subs", tmp_path / "out")
     assert not (tmp_path / "out").exists(), "nobody is scored when the sandbox cannot start"
+
+
+def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
+    """Solutions of every source notebook get full marks; the student release gets zero."""
+    from course_utils.grading.hidden import hidden_tests
+
+    submissions = tmp_path / "submissions"
+    for student in ("solved", "unattempted"):
+        (submissions / student).mkdir(parents=True)
+    for path in notebooks.notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        nbformat.write(nb, submissions / "solved" / path.name)
+        nbformat.write(
+            release_notebook(nb, repo_url="https://github.com/o/r", branch="main", name=path.name),
+            submissions / "unattempted" / path.name,
+        )
+    rows = grade_folder(submissions, tmp_path / "out", jobs=2, limits=LIMITS)
+    tests = hidden_tests()
+    assert len(rows) == 2 * len(notebooks.notebook_paths())
+    for row in rows:
+        ids = [
+            ex.id
+            for ex in notebooks.exercises(nbformat.read(SOURCE.parent / row.notebook, as_version=4))
+        ]
+        assert row.max_score == sum(tests[i].points for i in ids)
+        if row.student == "solved":
+            assert row.score == row.max_score, (row.notebook, [e.output for e in row.exercises])
+        else:
+            assert row.score == 0 and all("not attempted" in e.output for e in row.exercises), row

@@ -28,6 +28,10 @@ def _public_lines(root):
     for path in (root / "course_utils").rglob("*.py"):
         if HIDDEN_DIR not in path.parents:
             lines |= {line.strip() for line in path.read_text().splitlines()}
+    for path in notebooks.notebook_paths(root / "notebooks"):
+        for cell in notebooks.read(path).cells:
+            src = release.stub_solutions(notebooks.source(cell), "x")
+            lines |= {line.strip() for line in src.splitlines()}
     return lines
 
 

@@ -92,16 +92,19 @@ def _calls(source: SourceNotebook) -> tuple[list[dict], dict[str, HiddenTest]]:
     for exercise_id in source.exercise_ids:
         test = tests[exercise_id]
         rng = np.random.default_rng(_seed(exercise_id))
-        for case, (args, kwargs) in enumerate(test.cases(rng)):
-            calls.append(
-                {
-                    "exercise": exercise_id,
-                    "name": names[exercise_id].names[0],
-                    "case": case,
-                    "args": list(args),
-                    "kwargs": kwargs,
-                }
-            )
+        for args, kwargs in test.cases(rng):
+            for pick in test.picks:
+                calls.append(
+                    {
+                        "exercise": exercise_id,
+                        "name": names[exercise_id].names[0],
+                        "case": sum(c["exercise"] == exercise_id for c in calls),
+                        "args": list(args),
+                        "kwargs": kwargs,
+                        "pick": pick,
+                        "as_torch": test.as_torch,
+                    }
+                )
     return calls, tests
 
 
@@ -177,7 +180,7 @@ def score(
         problems = []
         for call in mine:
             name = f"call:{exercise_id}:{call['case']}"
-            expected = np.asarray(test.expected(*call["args"], **call["kwargs"]), dtype=np.float64)
+            expected = test.expected_for(call)
             problems.append(
                 _case_problem(stages.get(name), values.get(name), expected, test, limits)
             )

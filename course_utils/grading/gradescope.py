@@ -36,10 +36,10 @@ exec "$PYTHON" -m course_utils gradescope-run "$ROOT"
 BUNDLED = ("pyproject.toml", "README.md", "requirements", "course_utils", "notebooks")
 
 
-def build_bundle(out: Path, root: Path) -> Path:
-    """Write the autograder zip to ``out`` from the course repository at ``root``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
+def build_bundle(zip_path: Path, root: Path) -> Path:
+    """Write the autograder zip to ``zip_path`` from the course repository at ``root``."""
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as bundle:
         for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
@@ -55,7 +55,7 @@ def build_bundle(out: Path, root: Path) -> Path:
                 if "__pycache__" in path.parts or path.suffix == ".pyc":
                     continue
                 bundle.write(path, f"course/{path.relative_to(root)}")
-    return out
+    return zip_path
 
 
 def match_source(nb, sources: dict) -> str | None:

@@ -290,7 +290,21 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
             fn = namespace.get(call["name"])
             if not callable(fn):
                 raise LookupError(call["name"])
-            value = np.asarray(fn(*call["args"], **call["kwargs"]), dtype=np.float64)
+            args, kwargs = call["args"], call["kwargs"]
+            if call.get("as_torch"):
+                import torch
+
+                args = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
+                kwargs = {
+                    k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                    for k, v in kwargs.items()
+                }
+            value = fn(*args, **kwargs)
+            if call.get("pick") is not None:
+                value = value[call["pick"]]
+            if hasattr(value, "detach"):
+                value = value.detach().cpu()
+            value = np.asarray(value, dtype=np.float64)
             wire.send(fd, {"t": "result", "stage": name, "value": wire.encode(value)})
 
         stage(name, graded)

@@ -29,20 +29,33 @@ class HiddenTest:
     expected: Callable[..., np.ndarray]
     atol: float = 1e-6
     rtol: float = 1e-5
+    picks: tuple = (None,)
+    as_torch: bool = False
+
+    def expected_for(self, call: dict) -> np.ndarray:
+        """The expected array for one call (``call["pick"]`` selects from a tuple result)."""
+        value = self.expected(*call["args"], **call["kwargs"])
+        if call.get("pick") is not None:
+            value = value[call["pick"]]
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        return np.asarray(value, dtype=np.float64)
 
 
 _TESTS: dict[str, HiddenTest] = {}
 
 
-def hidden(
-    exercise_id: str, *, points: float, expected: Callable[..., np.ndarray], atol: float = 1e-6
-):
-    """Register the decorated case generator as the hidden test of ``exercise_id``."""
+def hidden(exercise_id: str, *, points: float, expected: Callable[..., np.ndarray], **options):
+    """Register the decorated case generator as the hidden test of ``exercise_id``.
+
+    ``options``: ``atol``, ``rtol``; ``picks`` (indices into a tuple result, each graded as a
+    case); ``as_torch`` (inputs reach the student's function as tensors).
+    """
 
     def register(cases):
         if exercise_id in _TESTS:
             raise ValueError(f"hidden test {exercise_id!r} is registered twice")
-        _TESTS[exercise_id] = HiddenTest(exercise_id, points, cases, expected, atol)
+        _TESTS[exercise_id] = HiddenTest(exercise_id, points, cases, expected, **options)
         return cases
 
     return register

@@ -1,0 +1,84 @@
+"""Public checks for notebook 02 (convolution in 2D): against ``F.conv2d`` and ``F.unfold``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from course_utils.checks import Mismatch, call, exercise, expect_array
+
+#: (N, C_in, H, W, C_out, kh, kw, stride, padding): toy, strided, padded, kernel as large as the input.
+CASES = [
+    (1, 1, 5, 5, 1, 3, 3, 1, 0),
+    (2, 3, 7, 6, 4, 3, 3, 1, 1),
+    (2, 2, 9, 9, 3, 3, 2, 2, 1),
+    (1, 3, 4, 4, 2, 4, 4, 1, 0),
+    (3, 1, 8, 7, 2, 1, 1, 3, 0),
+]
+
+
+def _inputs(case, seed):
+    n, c_in, h, w, c_out, kh, kw, stride, padding = case
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c_in, h, w, generator=g, dtype=torch.float64)
+    weight = torch.randn(c_out, c_in, kh, kw, generator=g, dtype=torch.float64)
+    bias = torch.randn(c_out, generator=g, dtype=torch.float64)
+    return x, weight, bias, stride, padding
+
+
+def _describe(x, weight, stride, padding):
+    return f"x {tuple(x.shape)}, w {tuple(weight.shape)}, stride {stride}, padding {padding}"
+
+
+def _expect_conv(got, expected, what, stride, padding):
+    if hasattr(got, "shape") and tuple(got.shape) != tuple(expected.shape):
+        raise Mismatch(
+            f"{what}: expected output {tuple(expected.shape)} for stride {stride}, padding {padding}; "
+            f"got {tuple(got.shape)}"
+        )
+    expect_array(got, expected, what=what, atol=1e-8)
+
+
+def _check_conv(fn, name: str) -> str:
+    for seed, case in enumerate(CASES):
+        x, weight, bias, stride, padding = _inputs(case, seed)
+        what = f"{name}({_describe(x, weight, stride, padding)})"
+        expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
+        got = call(fn, name, x, weight, bias, stride=stride, padding=padding)
+        _expect_conv(got, expected, what, stride, padding)
+    x, weight, _, stride, padding = _inputs(CASES[1], 99)
+    got = call(fn, name, x, weight, None, stride=stride, padding=padding)
+    _expect_conv(
+        got,
+        F.conv2d(x, weight, stride=stride, padding=padding),
+        f"{name}(..., b=None)",
+        stride,
+        padding,
+    )
+    return f"matches F.conv2d on {len(CASES) + 1} cases (strides, padding, channels, no bias)"
+
+
+@exercise("conv2d-naive", "conv2d_naive")
+def check_conv2d_naive(conv2d_naive) -> str:
+    return _check_conv(conv2d_naive, "conv2d_naive")
+
+
+@exercise("im2col", "im2col")
+def check_im2col(im2col) -> str:
+    for seed, case in enumerate(CASES):
+        x, weight, _, stride, padding = _inputs(case, seed)
+        kh, kw = weight.shape[-2:]
+        expected = F.unfold(x, (kh, kw), stride=stride, padding=padding)
+        what = f"im2col(x {tuple(x.shape)}, kh={kh}, kw={kw}, stride={stride}, padding={padding})"
+        got = call(im2col, "im2col", x, kh, kw, stride=stride, padding=padding)
+        if hasattr(got, "shape") and tuple(got.shape) != tuple(expected.shape):
+            raise Mismatch(
+                f"{what}: expected columns (N, C*kh*kw, L) = {tuple(expected.shape)}; got {tuple(got.shape)}"
+            )
+        expect_array(got, expected, what=what, atol=1e-12)
+    return f"matches F.unfold on {len(CASES)} cases"
+
+
+@exercise("conv2d-im2col", "conv2d_im2col")
+def check_conv2d_im2col(conv2d_im2col) -> str:
+    return _check_conv(conv2d_im2col, "conv2d_im2col")

@@ -1,0 +1,97 @@
+"""Public checks for notebook 05 (pooling): ``F.max_pool2d``, autograd, ``gradcheck`` and SciPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from course_utils.checks import Mismatch, call, exercise, expect_array
+
+CASES = [
+    ((1, 1, 4, 4), 2, 2),
+    ((2, 3, 6, 5), 2, 2),
+    ((1, 2, 7, 7), 3, 2),
+    ((2, 1, 5, 6), 2, 1),
+    ((1, 1, 3, 3), 3, 3),
+]
+
+
+def _x(shape, seed):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@exercise("maxpool-forward", "maxpool2d_forward")
+def check_maxpool_forward(maxpool2d_forward) -> str:
+    for seed, (shape, k, s) in enumerate(CASES):
+        x = _x(shape, seed)
+        expected, indices = F.max_pool2d(x, k, s, return_indices=True)
+        what = f"maxpool2d_forward(x {shape}, kernel_size={k}, stride={s})"
+        got = call(maxpool2d_forward, "maxpool2d_forward", x, kernel_size=k, stride=s)
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise Mismatch(f"{what}: expected a tuple (out, argmax); got {type(got).__name__}")
+        expect_array(got[0], expected, what=f"{what} out")
+        expect_array(
+            got[1], indices, what=f"{what} argmax (flat index h * W + w into each input plane)"
+        )
+    return f"out and argmax match F.max_pool2d(return_indices=True) on {len(CASES)} cases"
+
+
+@exercise("maxpool-backward", "maxpool2d_backward")
+def check_maxpool_backward(maxpool2d_backward) -> str:
+    for seed, (shape, k, s) in enumerate(CASES):
+        x = _x(shape, seed).requires_grad_()
+        out, indices = F.max_pool2d(x, k, s, return_indices=True)
+        dout = _x(out.shape, seed + 100)
+        out.backward(dout)
+        what = f"maxpool2d_backward(dout {tuple(dout.shape)}, argmax, input_shape={shape})"
+        got = call(maxpool2d_backward, "maxpool2d_backward", dout, indices, shape)
+        expect_array(got, x.grad, what=what)
+
+    class StudentMaxPool(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            pooled, indices = F.max_pool2d(x, 2, 2, return_indices=True)
+            ctx.save_for_backward(indices)
+            ctx.shape = tuple(x.shape)
+            return pooled
+
+        @staticmethod
+        def backward(ctx, dout):
+            (indices,) = ctx.saved_tensors
+            return torch.as_tensor(maxpool2d_backward(dout, indices, ctx.shape), dtype=dout.dtype)
+
+    x = _x((1, 2, 4, 6), 7).requires_grad_()
+    if not torch.autograd.gradcheck(StudentMaxPool.apply, (x,), raise_exception=False):
+        raise Mismatch("torch.autograd.gradcheck: your backward disagrees with finite differences")
+    return f"equals autograd on {len(CASES)} cases and passes torch.autograd.gradcheck"
+
+
+def reference_circle_pool(x: np.ndarray, radius: float) -> np.ndarray:
+    """Max over the disk dy^2 + dx^2 <= radius^2 around each pixel (outside the image ignored), via SciPy."""
+    from scipy.ndimage import maximum_filter
+
+    r = int(np.floor(radius))
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+    footprint = dy**2 + dx**2 <= radius**2
+    return maximum_filter(x, footprint=footprint[None, None], mode="constant", cval=-np.inf)
+
+
+@exercise("circle-pool", "circle_pool")
+def check_circle_pool(circle_pool) -> str:
+    cases = [
+        ((1, 1, 5, 5), 1),
+        ((2, 2, 7, 6), 1.5),
+        ((1, 3, 9, 9), 2),
+        ((1, 1, 4, 4), 0),
+        ((1, 1, 6, 6), 3),
+    ]
+    for seed, (shape, radius) in enumerate(cases):
+        x = _x(shape, seed)
+        what = f"circle_pool(x {shape}, radius={radius})"
+        expect_array(
+            call(circle_pool, "circle_pool", x, radius),
+            reference_circle_pool(x.numpy(), radius),
+            what=what,
+        )
+    return f"matches scipy.ndimage.maximum_filter with a disk footprint on {len(cases)} cases"

@@ -1,0 +1,35 @@
+"""Hidden tests for notebook 04: sizes and layers beyond the public ranges."""
+
+import numpy as np
+
+from course_utils.checks.activations_3d import conv_shape, counted_macs
+from course_utils.grading.hidden import hidden
+
+
+@hidden(
+    "conv-output-size",
+    points=2,
+    expected=lambda w, k, stride=1, padding=0, dilation=1: np.asarray(
+        conv_shape(w, k, stride, padding, dilation)
+    ),
+)
+def conv_output_size_cases(rng):
+    settings = [
+        (227, 11, 4, 0, 1),
+        (224, 11, 4, 2, 1),
+        (55, 3, 2, 0, 1),
+        (13, 3, 1, 1, 1),
+        (100, 7, 3, 4, 3),
+        (31, 4, 5, 0, 2),
+    ]
+    return [((w, k), {"stride": s, "padding": p, "dilation": d}) for w, k, s, p, d in settings]
+
+
+@hidden("conv-flops", points=2, expected=lambda *case: np.asarray(counted_macs(*case)))
+def conv_flops_cases(rng):
+    return [
+        ((55, 55, 3, 96, 11), {}),
+        ((13, 13, 256, 384, 3), {}),
+        ((1, 1, 4096, 10, 1), {}),
+        ((9, 4, 7, 3, 2), {}),
+    ]

@@ -1,0 +1,73 @@
+"""Widgets: their pure functions, and that the builders construct without a kernel."""
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import widgets
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "s", "p", "d"), [(7, 3, 2, 1, 1), (10, 3, 3, 0, 1), (5, 5, 1, 0, 1), (9, 3, 1, 0, 3)]
+)
+def test_output_size_agrees_with_the_formula(n, k, s, p, d):
+    assert widgets.output_size(n, k, s, p, d) == (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def test_output_size_is_zero_when_the_kernel_does_not_fit():
+    assert widgets.output_size(2, 5) == 0 and widgets.window_starts(2, 5) == []
+
+
+def test_windows_and_uncovered_inputs():
+    assert widgets.window_starts(5, 3, stride=2, padding=1) == [[-1, 0, 1], [1, 2, 3], [3, 4, 5]]
+    assert widgets.uncovered(10, 3, stride=3) == [9]
+    assert widgets.uncovered(7, 3, stride=2, padding=1) == []
+    assert widgets.uncovered(9, 2, stride=1, dilation=3) == []
+
+
+def test_parse_kernel_accepts_rows_and_explains_errors():
+    np.testing.assert_array_equal(widgets.parse_kernel("1, 2; 3 4"), [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(widgets.parse_kernel("1 0\n0 1"), np.eye(2))
+    with pytest.raises(ValueError, match="could not read"):
+        widgets.parse_kernel("1 x; 2 3")
+    with pytest.raises(ValueError, match="same number of values"):
+        widgets.parse_kernel("1 2; 3")
+
+
+def test_filter_image_keeps_size_and_matches_conv2d():
+    rng = np.random.default_rng(0)
+    image = rng.random((9, 11)).astype(np.float32)
+    np.testing.assert_allclose(
+        widgets.filter_image(image, widgets.KERNELS["identity"]), image, atol=1e-6
+    )
+    sobel = np.array(widgets.KERNELS["Sobel x"], dtype=np.float32)
+    expected = torch.nn.functional.conv2d(
+        torch.from_numpy(image)[None, None], torch.from_numpy(sobel)[None, None], padding=1
+    )
+    np.testing.assert_allclose(
+        widgets.filter_image(image, sobel), expected[0, 0].numpy(), atol=1e-5
+    )
+    blurred = widgets.filter_image(np.ones((6, 6), np.float32), widgets.KERNELS["blur (lecture)"])
+    assert blurred[2:4, 2:4].tolist() == [[1.0, 1.0], [1.0, 1.0]], (
+        "normalised blur keeps brightness"
+    )
+    assert widgets.filter_image(image, np.ones((2, 4))).shape == image.shape, (
+        "even kernels keep the size too"
+    )
+
+
+def test_builders_construct_headless():
+    import ipywidgets
+    import matplotlib
+
+    matplotlib.use("Agg")
+    explorer = widgets.output_size_explorer()
+    assert isinstance(explorer, ipywidgets.VBox)
+    sliders = [w for box in explorer.children[:2] for w in box.children]
+    assert [s.description for s in sliders] == ["input", "kernel", "stride", "padding", "dilation"]
+    sliders[2].value = 3  # moving a slider redraws without error
+    kernels = widgets.kernel_explorer({"noise": np.random.default_rng(1).random((16, 16))})
+    menus = kernels.children[0].children
+    menus[1].value = "typed"
+    menus[2].value = "not numbers"  # the error is shown in the output, not raised
+    assert isinstance(kernels, ipywidgets.VBox)
