@@ -18,13 +18,12 @@ Each ``course_utils/checks/<topic>.py`` module registers its exercises with
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from course_utils.env import flag
+from course_utils.registry import Registry
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 _SYMBOL = {PASSED: "✅", FAILED: "❌", NOT_ATTEMPTED: "⏳"}
@@ -67,16 +66,14 @@ class CheckResult:
         return f"{_SYMBOL[self.status]} {self.exercise_id}: {self.message}"
 
 
-_REGISTRY: dict[str, Exercise] = {}
+_REGISTRY = Registry(__name__, __path__, "exercise id")
 
 
 def exercise(exercise_id: str, *names: str) -> Callable[[Callable[..., str]], Callable[..., str]]:
     """Register a public check that receives the notebook objects ``names`` and returns a summary."""
 
     def register(run: Callable[..., str]) -> Callable[..., str]:
-        if exercise_id in _REGISTRY:
-            raise ValueError(f"exercise id {exercise_id!r} is registered twice")
-        _REGISTRY[exercise_id] = Exercise(exercise_id, names, run)
+        _REGISTRY.add(exercise_id, Exercise(exercise_id, names, run))
         return run
 
     return register
@@ -84,9 +81,7 @@ def exercise(exercise_id: str, *names: str) -> Callable[[Callable[..., str]], Ca
 
 def registry() -> dict[str, Exercise]:
     """All registered exercises, importing every check module of this package once."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    return _REGISTRY
+    return _REGISTRY.load()
 
 
 def run_check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:

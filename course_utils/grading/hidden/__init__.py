@@ -7,13 +7,13 @@ generator of inputs the student has not seen, and how to compute the expected ou
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from course_utils.registry import Registry
 
 #: Folder the sandbox hides from student code.
 HIDDEN_DIR = Path(__file__).resolve().parent
@@ -42,7 +42,7 @@ class HiddenTest:
         return np.asarray(value, dtype=np.float64)
 
 
-_TESTS: dict[str, HiddenTest] = {}
+_TESTS = Registry(__name__, __path__, "hidden test")
 
 
 def hidden(exercise_id: str, *, points: float, expected: Callable[..., np.ndarray], **options):
@@ -53,9 +53,7 @@ def hidden(exercise_id: str, *, points: float, expected: Callable[..., np.ndarra
     """
 
     def register(cases):
-        if exercise_id in _TESTS:
-            raise ValueError(f"hidden test {exercise_id!r} is registered twice")
-        _TESTS[exercise_id] = HiddenTest(exercise_id, points, cases, expected, **options)
+        _TESTS.add(exercise_id, HiddenTest(exercise_id, points, cases, expected, **options))
         return cases
 
     return register
@@ -63,6 +61,4 @@ def hidden(exercise_id: str, *, points: float, expected: Callable[..., np.ndarra
 
 def hidden_tests() -> dict[str, HiddenTest]:
     """Every hidden test, importing each module of this package once."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    return _TESTS
+    return _TESTS.load()
