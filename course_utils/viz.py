@@ -119,3 +119,27 @@ def feature_maps(maps, *, cols: int = 8, size: float = 1.3, title: str = ""):
         fig.suptitle(title)
         fig.tight_layout()
     return fig
+
+
+def learning_curves(*histories, labels=None):
+    """Loss and accuracy per epoch for one or more :class:`course_utils.train.History` objects."""
+    plt = _plt()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
+    labels = labels or [f"run {i}" for i in range(len(histories))]
+    for history, label in zip(histories, labels, strict=True):
+        epochs = history["epoch"]
+        for ax, key in ((loss_ax, "loss"), (acc_ax, "acc")):
+            line = ax.plot(epochs, history[f"train_{key}"], label=f"{label} train")[0]
+            if any(v is not None for v in history[f"val_{key}"]):
+                ax.plot(
+                    epochs,
+                    history[f"val_{key}"],
+                    "--",
+                    color=line.get_color(),
+                    label=f"{label} test",
+                )
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    acc_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -268,3 +268,37 @@ def test_later_solutions_pass_and_stubs_wait(exercise_id):
     solved = next(ns[name] for ns in SOLVED.values() if name in ns)
     assert run_check(exercise_id, {name: solved}).status == PASSED
     assert run_check(exercise_id, {name: stub}).status == NOT_ATTEMPTED
+
+
+def test_lenet5_check_explains_structural_mistakes():
+    import torch.nn as nn
+
+    from course_utils.models import LeNet5
+
+    def no_padding_fix(activation="tanh"):  # max pooling is allowed, but a 3x3 C1 is not LeNet-5
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 3), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(), nn.LazyLinear(10)
+        )
+
+    result = run_check("lenet5", {"build_lenet5": no_padding_fix})
+    assert (
+        result.status == FAILED
+        and "shapes after the conv and pooling layers should be" in result.message
+    )
+    cheat = run_check(
+        "lenet5", {"build_lenet5": lambda activation="tanh": LeNet5(activation=activation)}
+    )
+    assert "not with course_utils.models.LeNet5" in cheat.message
+    wrong_kind = run_check(
+        "lenet5", {"build_lenet5": lambda activation="tanh": [nn.Conv2d(1, 6, 5)]}
+    )
+    assert "expected an nn.Module (an nn.Sequential); got list" in wrong_kind.message
+    solved = SOLVED["06"]["build_lenet5"]
+    assert run_check("lenet5", {"build_lenet5": solved}).status == PASSED
+
+    def always_tanh(activation="tanh"):
+        return solved("tanh")
+
+    assert (
+        "expected 4 ReLU activations" in run_check("lenet5", {"build_lenet5": always_tanh}).message
+    )

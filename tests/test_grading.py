@@ -418,7 +418,9 @@ def test_feedback_reveals_no_solution_hidden_test_or_printed_secret(batch):
             .source.split(notebooks.BEGIN_SOLUTION)[1]
             .split(notebooks.END_SOLUTION)[0]
         )
-        solution_lines |= {line.strip() for line in block.splitlines() if line.strip()}
+        solution_lines |= {
+            line.strip() for line in block.splitlines() if any(ch.isalnum() for ch in line)
+        }
     hidden = (SOURCE.parent.parent / "course_utils/grading/hidden/convolution_1d.py").read_text()
     hidden_lines = {
         line.strip()

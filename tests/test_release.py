@@ -18,7 +18,9 @@ def _solution_lines(root):
         for ex in notebooks.exercises(notebooks.read(path)):
             src = notebooks.source(notebooks.read(path).cells[ex.cell])
             block = src.split(notebooks.BEGIN_SOLUTION)[1].split(notebooks.END_SOLUTION)[0]
-            lines |= {line.strip() for line in block.splitlines() if line.strip()}
+            lines |= {
+                line.strip() for line in block.splitlines() if any(ch.isalnum() for ch in line)
+            }
     return lines
 
 

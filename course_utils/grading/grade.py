@@ -103,6 +103,7 @@ def _calls(source: SourceNotebook) -> tuple[list[dict], dict[str, HiddenTest]]:
                         "kwargs": kwargs,
                         "pick": pick,
                         "as_torch": test.as_torch,
+                        "summarize": test.summarize,
                     }
                 )
     return calls, tests

@@ -302,6 +302,10 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
             value = fn(*args, **kwargs)
             if call.get("pick") is not None:
                 value = value[call["pick"]]
+            if call.get("summarize"):
+                from course_utils.models import describe
+
+                value = describe(value)
             if hasattr(value, "detach"):
                 value = value.detach().cpu()
             value = np.asarray(value, dtype=np.float64)

@@ -31,6 +31,7 @@ class HiddenTest:
     rtol: float = 1e-5
     picks: tuple = (None,)
     as_torch: bool = False
+    summarize: bool = False
 
     def expected_for(self, call: dict) -> np.ndarray:
         """The expected array for one call (``call["pick"]`` selects from a tuple result)."""
@@ -49,7 +50,8 @@ def hidden(exercise_id: str, *, points: float, expected: Callable[..., np.ndarra
     """Register the decorated case generator as the hidden test of ``exercise_id``.
 
     ``options``: ``atol``, ``rtol``; ``picks`` (indices into a tuple result, each graded as a
-    case); ``as_torch`` (inputs reach the student's function as tensors).
+    case); ``as_torch`` (inputs reach the student's function as tensors); ``summarize`` (the
+    result is a model, graded by :func:`course_utils.models.describe`).
     """
 
     def register(cases):

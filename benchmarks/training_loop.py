@@ -1,0 +1,109 @@
+"""LeNet-5 on the MNIST stand-in (or MNIST when available): loop overhead, data-feed overhead and
+accuracy within a time budget. Prints one JSON line.
+
+- ``fit_vs_bare``: images/s of ``course_utils.train.fit`` divided by a bare PyTorch loop (same
+  model, data, batch size, optimizer), goal >= 0.95;
+- ``feed_share``: time spent producing batches with the device-resident loader (shuffle + crop +
+  flip) as a share of the whole training step, batch 128, goal <= 5%;
+- ``accuracy``: test accuracy after the notebook's default CPU recipe, and its training seconds
+  (goal >= 97% within 15 s on a 2-core CPU).
+"""
+
+import contextlib
+import io
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from course_utils import datasets, models, train
+from course_utils.env import choose_device
+from course_utils.loader import DeviceLoader
+
+RECIPE = {"activation": "relu", "batch_size": 32, "lr": 5e-3, "epochs": 20, "crop_padding": 1}
+
+
+def bare_loop(model, loader, epochs):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(epochs):
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+
+def main() -> None:
+    device = choose_device()
+    torch.set_num_threads(torch.get_num_threads())
+    tr = datasets.load_dataset("mnist", "train", quiet=True)
+    te = datasets.load_dataset("mnist", "test", quiet=True)
+    x_tr, x_te = datasets.pad_to(tr.x, 32).to(device), datasets.pad_to(te.x, 32).to(device)
+    y_tr, y_te = tr.y.to(device), te.y.to(device)
+    images = 2 * len(y_tr)
+
+    loader = DeviceLoader(x_tr, y_tr, batch_size=128)
+    torch.manual_seed(0)
+    bare_loop(models.LeNet5().to(device), loader, 1)  # warm-up
+    timings = {"bare": [], "fit": []}
+    for _ in range(3):
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        bare_loop(models.LeNet5().to(device), loader, 2)
+        timings["bare"].append(time.perf_counter() - start)
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            train.fit(models.LeNet5().to(device), loader, epochs=2, lr=1e-3)
+        timings["fit"].append(time.perf_counter() - start)
+    bare, fitted = min(timings["bare"]), min(timings["fit"])
+
+    augmenting = DeviceLoader(x_tr, y_tr, batch_size=128, crop_padding=2, flip=True)
+    start = time.perf_counter()
+    for _ in range(5):
+        for _batch in augmenting:
+            pass
+    feed = (time.perf_counter() - start) / (5 * len(augmenting))
+    step = bare / (2 * len(loader))
+
+    torch.manual_seed(0)
+    model = models.LeNet5(activation=RECIPE["activation"]).to(device)
+    start = time.perf_counter()
+    history = train.fit(
+        model,
+        DeviceLoader(
+            x_tr, y_tr, batch_size=RECIPE["batch_size"], crop_padding=RECIPE["crop_padding"]
+        ),
+        epochs=RECIPE["epochs"],
+        lr=RECIPE["lr"],
+        scheduler="onecycle",
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
+    _, accuracy = train.evaluate(model, DeviceLoader(x_te, y_te, batch_size=512, shuffle=False))
+    print(
+        json.dumps(
+            {
+                "benchmark": "training_loop",
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+                "data": tr.source,
+                "bare_images_per_s": round(images / bare),
+                "fit_images_per_s": round(images / fitted),
+                "fit_vs_bare": round(bare / fitted, 3),
+                "feed_ms_per_batch": round(feed * 1e3, 3),
+                "step_ms_per_batch": round(step * 1e3, 3),
+                "feed_share": round(feed / step, 4),
+                "recipe": RECIPE,
+                "train_seconds": round(seconds, 1),
+                "accuracy": round(accuracy, 4),
+                "history_epochs": len(history),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Training: ``fit`` / ``evaluate`` with progress bars, a :class:`History`, mixed precision by
+device, and ``train_or_load`` checkpoints verified by sha256 and loaded with ``weights_only``.
+
+Precision (DESIGN section 8): bf16 autocast on GPUs with compute capability >= 8.0, fp16 with a
+gradient scaler on older GPUs, full fp32 on the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class History:
+    """Per-epoch records: ``epoch``, ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``seconds``."""
+
+    records: list[dict] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> list:
+        return [r.get(key) for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def last(self) -> dict:
+        return self.records[-1] if self.records else {}
+
+
+def precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, whether a gradient scaler is needed) for ``device``."""
+    if device.type != "cuda":
+        return None, False
+    major, _ = torch.cuda.get_device_capability(device)
+    return (torch.bfloat16, False) if major >= 8 else (torch.float16, True)
+
+
+def _check_shapes(model: nn.Module, x: torch.Tensor) -> None:
+    """Fail early with one clear line when the data does not fit the model."""
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"the model cannot take batches of shape {tuple(x.shape)}: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def evaluate(model: nn.Module, loader) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` over ``loader``."""
+    device = next(model.parameters()).device
+    dtype, _ = precision(device)
+    model.eval()
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    count = 0
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        for x, y in loader:
+            logits = model(x)
+            total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+            count += len(y)
+    return total_loss.item() / max(count, 1), correct.item() / max(count, 1)
+
+
+def fit(
+    model: nn.Module,
+    train,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    val=None,
+    optimizer=None,
+    weight_decay: float = 0.0,
+    scheduler: str | None = None,
+    channels_last: bool | None = None,
+    compile: bool = False,
+    progress: bool = True,
+    history: History | None = None,
+) -> History:
+    """Train ``model`` on ``train`` (batches of (x, y)) for ``epochs``; evaluate on ``val`` each epoch.
+
+    Uses AdamW (or ``optimizer``), cross-entropy, mixed precision by device, ``channels_last`` on GPU
+    (default), optional ``torch.compile``, ``scheduler="onecycle"`` for a one-cycle learning rate.
+    """
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    dtype, needs_scaler = precision(device)
+    if channels_last if channels_last is not None else device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    first_x, _ = next(iter(train))
+    _check_shapes(model, first_x)
+    step = torch.compile(model) if compile else model
+    optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = (
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * len(train))
+        if scheduler == "onecycle"
+        else None
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler)
+    history = history or History()
+    for epoch in range(len(history) + 1, len(history) + epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        count = 0
+        bar = tqdm(train, desc=f"epoch {epoch}", leave=False, disable=not progress, mininterval=0.5)
+        for x, y in bar:
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = step(x)
+                loss = F.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if sched is not None:
+                sched.step()
+            total_loss += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            count += len(y)
+        record = {
+            "epoch": epoch,
+            "train_loss": total_loss.item() / count,
+            "train_acc": correct.item() / count,
+        }
+        if val is not None:
+            record["val_loss"], record["val_acc"] = evaluate(model, val)
+        record["seconds"] = time.perf_counter() - start
+        history.records.append(record)
+        if progress:
+            shown = ", ".join(
+                f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")
+            )
+            bar.write(f"epoch {epoch}: {shown} ({record['seconds']:.1f} s)")
+    return history
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that does not match its hash or its model; the message names file and fix."""
+
+
+def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
+    """Load ``path`` into ``model`` after checking ``path.sha256``; never deletes anything."""
+    path = Path(path)
+    recorded_file = path.with_suffix(path.suffix + ".sha256")
+    if not recorded_file.exists():
+        raise CheckpointError(
+            f"{path} has no {recorded_file.name} beside it; delete {path} to train again"
+        )
+    recorded = recorded_file.read_text().split()[0]
+    actual = sha256(path)
+    if actual != recorded:
+        raise CheckpointError(
+            f"{path} does not match its sha256 ({actual[:12]}... != {recorded[:12]}...): "
+            f"the file is corrupt or was replaced; delete it (and {recorded_file.name}) to train again"
+        )
+    state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise CheckpointError(
+            f"{path} holds weights for a different architecture ({first}); delete it to train "
+            f"this model, or load it into the model it was saved from"
+        ) from None
+    return model
+
+
+def train_or_load(
+    model: nn.Module, path: Path, train_fn: Callable[[nn.Module], object]
+) -> tuple[nn.Module, bool]:
+    """Load ``model`` from ``path`` if a verified checkpoint exists, else run ``train_fn(model)`` and save.
+
+    Returns (model, loaded). The checkpoint is a ``state_dict`` with a ``.sha256`` file beside it.
+    """
+    path = Path(path)
+    if path.exists():
+        return load_checkpoint(model, path), True
+    train_fn(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".partial")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    path.with_suffix(path.suffix + ".sha256").write_text(f"{sha256(path)}  {path.name}\n")
+    return model, False

@@ -1,0 +1,189 @@
+"""Datasets (stand-ins and the fallback from the real path), the device loader, LeNet-5 and training."""
+
+import os
+
+import pytest
+import torch
+
+from course_utils import datasets, models, train, viz
+from course_utils.loader import DeviceLoader
+
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """The real download path with the network absent (this machine has none; the test is offline-safe)."""
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    monkeypatch.setattr(datasets, "_FAILED", {})
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable (test)")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: no_network())
+    return tmp_path
+
+
+def test_unknown_dataset_and_split_are_named():
+    with pytest.raises(
+        ValueError, match="unknown dataset 'imagenet'; choose one of mnist, cifar10"
+    ):
+        datasets.load_dataset("imagenet")
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        datasets.load_dataset("mnist", "val")
+
+
+def test_offline_mnist_standin_is_real_digits_with_a_fixed_split(capsys):
+    train_set = datasets.load_dataset("mnist", "train")
+    test_set = datasets.load_dataset("mnist", "test")
+    line = capsys.readouterr().out
+    assert line.count("\n") == 2 and "stand-in" in line and "COURSE_OFFLINE=1" in line
+    assert train_set.standin and "handwritten digits" in train_set.source
+    assert train_set.x.shape == (1257, 1, 28, 28) and test_set.x.shape == (540, 1, 28, 28)
+    assert train_set.x.dtype == torch.float32 and 0 <= train_set.x.min() and train_set.x.max() <= 1
+    assert torch.equal(datasets.load_dataset("mnist", "test", quiet=True).x, test_set.x)
+    assert set(test_set.y.tolist()) == set(range(10))
+
+
+def test_offline_cifar_standin_is_balanced_and_deterministic():
+    data = datasets.load_dataset("cifar10", "test", quiet=True)
+    assert data.x.shape[1:] == (3, 32, 32) and data.classes == datasets.SHAPES10_CLASSES
+    assert torch.bincount(data.y).tolist() == [len(data) // 10] * 10
+    x, y = datasets.shapes10(50, seed=7)
+    x2, y2 = datasets.shapes10(50, seed=7)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_download_failure_falls_back_and_keeps_the_cache(online, capsys):
+    cache = online / "MNIST" / "raw"
+    cache.mkdir(parents=True)
+    truncated = cache / "train-images-idx3-ubyte"
+    truncated.write_bytes(b"\x00\x00\x08\x03 truncated")
+    data = datasets.load_dataset("mnist", "train", root=online, timeout=1)
+    out = capsys.readouterr().out
+    assert data.standin and "stand-in" in out
+    assert f"the cache in {online / 'MNIST'} could not be read" in out and "left as it is" in out
+    assert truncated.read_bytes() == b"\x00\x00\x08\x03 truncated", (
+        "nothing in the cache is deleted"
+    )
+
+
+def test_no_network_and_no_cache_says_download_failed(online, capsys):
+    data = datasets.load_dataset("cifar10", "test", root=online, timeout=1)
+    assert data.standin and "download failed" in capsys.readouterr().out
+
+
+def test_pad_to_centres_and_refuses_too_large():
+    x = torch.ones(2, 1, 28, 28)
+    padded = datasets.pad_to(x, 32)
+    assert padded.shape == (2, 1, 32, 32) and padded.sum() == x.sum() and padded[0, 0, 2, 2] == 1
+    with pytest.raises(ValueError, match="do not fit"):
+        datasets.pad_to(torch.ones(1, 1, 40, 40), 32)
+
+
+def test_device_loader_covers_every_example_once_per_epoch():
+    x = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 4, 4).contiguous()
+    y = torch.arange(10)
+    loader = DeviceLoader(x, y, batch_size=4)
+    seen = torch.cat([yb for _, yb in loader])
+    assert len(loader) == 3 and sorted(seen.tolist()) == list(range(10))
+    assert sorted(torch.cat([yb for _, yb in loader]).tolist()) == list(range(10))
+    assert len(DeviceLoader(x, y, batch_size=4, drop_last=True)) == 2
+    for xb, yb in loader:
+        assert torch.equal(xb[:, 0, 0, 0], yb.float()), "images stay with their labels"
+
+
+def test_device_loader_crop_and_flip_are_per_image_and_label_preserving():
+    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
+    y = torch.zeros(64, dtype=torch.long)
+    xb, _ = next(iter(DeviceLoader(x, y, batch_size=64, crop_padding=1, flip=True, shuffle=False)))
+    assert xb.shape == x.shape
+    distinct = {tuple(img.flatten().tolist()) for img in xb}
+    assert len(distinct) > 5, "different images get different crops/flips"
+    for img in xb:  # every crop is a shifted (maybe mirrored) window of the zero-padded original
+        padded = torch.nn.functional.pad(x[0], (1, 1, 1, 1))
+        windows = [padded[:, i : i + 4, j : j + 4] for i in range(3) for j in range(3)]
+        assert any(torch.equal(img, w) or torch.equal(img, w.flip(-1)) for w in windows)
+
+
+def test_device_loader_rejects_mismatched_data():
+    with pytest.raises(ValueError, match="x has 3 images but y has 2 labels"):
+        DeviceLoader(torch.zeros(3, 1, 2, 2), torch.zeros(2), batch_size=1)
+    with pytest.raises(ValueError, match=r"x must be \(N, C, H, W\)"):
+        DeviceLoader(torch.zeros(3, 4), torch.zeros(3), batch_size=1)
+
+
+def test_lenet5_has_the_papers_sizes_and_parameter_count():
+    model = models.LeNet5()
+    assert sum(p.numel() for p in model.parameters()) == 61_706
+    h = torch.zeros(2, 1, 32, 32)
+    shapes = []
+    for layer in model.features:
+        h = layer(h)
+        shapes.append(tuple(h.shape[1:]))
+    assert shapes[::3] == [(6, 28, 28), (16, 10, 10), (120, 1, 1)]
+    assert shapes[2] == (6, 14, 14) and shapes[5] == (16, 5, 5)
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_lenet5_explains_a_wrong_input_size():
+    with pytest.raises(
+        ValueError, match=r"expects input \(N, 1, 32, 32\); got \(2, 1, 28, 28\) \(pad MNIST"
+    ):
+        models.LeNet5()(torch.zeros(2, 1, 28, 28))
+
+
+def test_fit_learns_and_records_history():
+    torch.manual_seed(0)
+    data = datasets.load_dataset("mnist", "train", quiet=True)
+    x = datasets.pad_to(data.x[:256], 32)
+    loader = DeviceLoader(x, data.y[:256], batch_size=32)
+    model = models.LeNet5(activation="relu")
+    history = train.fit(
+        model,
+        loader,
+        epochs=4,
+        lr=3e-3,
+        val=DeviceLoader(x, data.y[:256], batch_size=128, shuffle=False),
+        progress=False,
+    )
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history.last["val_acc"] > 0.5
+    assert viz.learning_curves(history, labels=["relu"]).axes[1].get_title() == "accuracy"
+
+
+def test_fit_names_a_model_data_shape_mismatch():
+    loader = DeviceLoader(torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long), batch_size=4)
+    with pytest.raises(
+        ValueError, match=r"cannot take batches of shape \(4, 1, 28, 28\): LeNet5 expects input"
+    ):
+        train.fit(models.LeNet5(), loader, epochs=1, progress=False)
+
+
+def test_precision_policy_on_cpu():
+    assert train.precision(torch.device("cpu")) == (None, False)
+
+
+def test_train_or_load_saves_verifies_and_refuses(tmp_path):
+    path = tmp_path / "ckpt" / "lenet.pt"
+    calls = []
+    model, loaded = train.train_or_load(models.LeNet5(), path, lambda m: calls.append(1))
+    assert not loaded and calls == [1] and path.exists()
+    assert (tmp_path / "ckpt" / "lenet.pt.sha256").read_text().split()[0] == train.sha256(path)
+    again, loaded = train.train_or_load(models.LeNet5(), path, lambda m: calls.append(2))
+    assert loaded and calls == [1]
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
+    )
+
+    with pytest.raises(train.CheckpointError, match="different architecture"):
+        train.train_or_load(models.LeNet5(num_classes=4), path, lambda m: None)
+    original = path.read_bytes()
+    path.write_bytes(original[:-10] + b"0123456789")
+    with pytest.raises(train.CheckpointError, match="does not match its sha256"):
+        train.train_or_load(models.LeNet5(), path, lambda m: None)
+    assert path.exists() and os.path.getsize(path) == len(original), (
+        "a bad checkpoint is never deleted"
+    )
