@@ -32,9 +32,9 @@ run: install
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## lab: JupyterLab on the notebooks
+## lab: JupyterLab on the notebooks (local address only; as root it adds --allow-root)
 lab: install
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
 
 lint: install-dev
 	$(VENV)/bin/ruff check course_utils tests benchmarks notebooks
