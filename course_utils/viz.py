@@ -72,8 +72,12 @@ def signals_by_class(x, y, *, per_class: int = 3, classes=range(10)):
     return fig
 
 
-def images(arrays, *, titles=None, cols: int | None = None, size: float = 2.6, cmap: str = "gray"):
-    """A row (or grid) of images; 2D arrays in gray, (H, W, 3) in colour. Returns the figure."""
+def images(arrays, *, titles=None, cols: int | None = None, size: float = 2.6, cmap: str = "gray",
+           symmetric: bool = False):
+    """A row (or grid) of images; 2D arrays in gray, (H, W, 3) in colour. Returns the figure.
+
+    ``symmetric`` centres the colour scale on zero (for weights shown with a diverging map).
+    """
     plt = _plt()
     arrays = [np.asarray(a, dtype=float) for a in arrays]
     cols = cols or len(arrays)
@@ -82,7 +86,9 @@ def images(arrays, *, titles=None, cols: int | None = None, size: float = 2.6, c
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, a) in enumerate(zip(axes.flat, arrays, strict=False)):
-        ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 else a, cmap=cmap)
+        bound = float(np.abs(a).max()) or 1.0
+        limits = {"vmin": -bound, "vmax": bound} if symmetric and a.ndim == 2 else {}
+        ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 else a, cmap=cmap, **limits)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     fig.tight_layout()
@@ -102,7 +108,7 @@ def kernels(weights, *, titles=None, cols: int = 8, size: float = 1.1):
         return images(list(w), titles=titles, cols=min(cols, len(w)), size=size)
     if w.ndim == 4:
         w = w[:, 0]
-    return images(list(w), titles=titles, cols=min(cols, len(w)), size=size, cmap="RdBu_r")
+    return images(list(w), titles=titles, cols=min(cols, len(w)), size=size, cmap="RdBu_r", symmetric=True)
 
 
 def feature_maps(maps, *, cols: int = 8, size: float = 1.3, title: str = ""):
