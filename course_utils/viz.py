@@ -72,8 +72,15 @@ def signals_by_class(x, y, *, per_class: int = 3, classes=range(10)):
     return fig
 
 
-def images(arrays, *, titles=None, cols: int | None = None, size: float = 2.6, cmap: str = "gray",
-           symmetric: bool = False):
+def images(
+    arrays,
+    *,
+    titles=None,
+    cols: int | None = None,
+    size: float = 2.6,
+    cmap: str = "gray",
+    symmetric: bool = False,
+):
     """A row (or grid) of images; 2D arrays in gray, (H, W, 3) in colour. Returns the figure.
 
     ``symmetric`` centres the colour scale on zero (for weights shown with a diverging map).
@@ -108,7 +115,9 @@ def kernels(weights, *, titles=None, cols: int = 8, size: float = 1.1):
         return images(list(w), titles=titles, cols=min(cols, len(w)), size=size)
     if w.ndim == 4:
         w = w[:, 0]
-    return images(list(w), titles=titles, cols=min(cols, len(w)), size=size, cmap="RdBu_r", symmetric=True)
+    return images(
+        list(w), titles=titles, cols=min(cols, len(w)), size=size, cmap="RdBu_r", symmetric=True
+    )
 
 
 def feature_maps(maps, *, cols: int = 8, size: float = 1.3, title: str = ""):

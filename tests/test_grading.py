@@ -490,3 +490,73 @@ def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
             assert row.score == row.max_score, (row.notebook, [e.output for e in row.exercises])
         else:
             assert row.score == 0 and all("not attempted" in e.output for e in row.exercises), row
+
+
+def test_grade_and_release_command_lines(tmp_path):
+    student = tmp_path / "subs" / "ada"
+    student.mkdir(parents=True)
+    student.joinpath(NB).write_text(SOURCE.read_text())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "course_utils",
+            "grade",
+            str(tmp_path / "subs"),
+            "--out",
+            str(tmp_path / "out"),
+            "--jobs",
+            "1",
+            "--only",
+            "01",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ada" in done.stdout and "8 / 8" in done.stdout
+    assert (
+        (tmp_path / "out" / "grades.csv")
+        .read_text()
+        .splitlines()[1]
+        .startswith("ada,01_convolution_1d.ipynb,8,8")
+    )
+    release = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "course_utils",
+            "release",
+            "--out",
+            str(tmp_path / "student"),
+            "--repo-url",
+            "https://github.com/o/r",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert release.returncode == 0 and (tmp_path / "student" / "notebooks" / NB).exists()
+    again = subprocess.run(
+        [sys.executable, "-m", "course_utils", "release", "--out", str(tmp_path / "student")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 2 and "is not empty" in again.stderr
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "course_utils",
+            "grade",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "out2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert missing.returncode == 2 and "is not a folder of student folders" in missing.stderr

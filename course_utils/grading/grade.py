@@ -366,6 +366,8 @@ def grade_folder(
 ) -> list[NotebookResult]:
     """Grade every submission and write the reports; returns the rows of grades.csv."""
     submissions, out = submissions.resolve(), out.resolve()
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"{submissions} is not a folder of student folders")
     with Grader(
         jobs=jobs, limits=limits, hide=[submissions, out], notebooks_dir=notebooks_dir
     ) as grader:
