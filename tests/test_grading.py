@@ -487,6 +487,7 @@ def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
         ]
         assert row.max_score == sum(tests[i].points for i in ids)
         if row.student == "solved":
+            assert row.status == "graded" and not row.reason, (row.notebook, row.reason)
             assert row.score == row.max_score, (row.notebook, [e.output for e in row.exercises])
         else:
             assert row.score == 0 and all("not attempted" in e.output for e in row.exercises), row

@@ -191,8 +191,9 @@ def _private_ancestor(path: str) -> str | None:
 
 
 def _expose(paths: list[str]) -> None:
-    """Keep the Python installation readable for the sandbox user when it lives in a private
-    folder: cover that folder with an empty tmpfs and bind only the needed paths back into it."""
+    """Keep the Python installation and the course package readable for the sandbox user when
+    they live in a private folder (``/root``, a ``mktemp -d`` clone): cover that folder with an
+    empty tmpfs and bind only the needed paths back into it."""
     needed = sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
     needed = [p for p in needed if _private_ancestor(p)]
     handles = {p: os.open(p, os.O_PATH) for p in needed}
@@ -208,7 +209,8 @@ def _isolate(uid: int, hide: list[str], workdir: str) -> None:
     """In B: new namespaces, private mounts, secrets covered, an empty working directory."""
     _libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC)
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    _expose([sys.prefix, sys.base_prefix, *sys.path])
+    package = os.path.dirname(os.path.dirname(os.path.abspath(wire.__file__)))  # course_utils itself
+    _expose([sys.prefix, sys.base_prefix, *sys.path, package])
     for path in hide:
         if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=000")
