@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.env import data_dir, is_offline
+from course_utils.env import data_dir, is_fast, is_offline
 
 DATASETS = ("mnist", "cifar10")
 SPLITS = ("train", "test")
@@ -230,8 +230,6 @@ def shapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, to
 
 
 def _shapes(split: str) -> ImageData:
-    from course_utils.env import is_fast
-
     n = {"train": 10_000, "test": 2_000}[split] // (5 if is_fast() else 1)
     x, y = shapes10(n, seed=0 if split == "train" else 1)
     source = f"shapes10, procedurally drawn 32x32 colour images, 10 classes ({split}, {n:,} images)"

@@ -27,7 +27,14 @@ from course_utils.checks import registry
 from course_utils.env import repo_root
 from course_utils.grading import submission, wire
 from course_utils.grading.hidden import HIDDEN_DIR, HiddenTest, hidden_tests
-from course_utils.grading.sandbox import Job, Limits, SandboxUnavailable, Zygote, preflight
+from course_utils.grading.sandbox import (
+    Job,
+    Limits,
+    SandboxUnavailable,
+    Zygote,
+    call_stage,
+    preflight,
+)
 
 
 @dataclass
@@ -92,20 +99,20 @@ def _calls(source: SourceNotebook) -> tuple[list[dict], dict[str, HiddenTest]]:
     for exercise_id in source.exercise_ids:
         test = tests[exercise_id]
         rng = np.random.default_rng(_seed(exercise_id))
-        for args, kwargs in test.cases(rng):
-            for pick in test.picks:
-                calls.append(
-                    {
-                        "exercise": exercise_id,
-                        "name": names[exercise_id].names[0],
-                        "case": sum(c["exercise"] == exercise_id for c in calls),
-                        "args": list(args),
-                        "kwargs": kwargs,
-                        "pick": pick,
-                        "as_torch": test.as_torch,
-                        "summarize": test.summarize,
-                    }
-                )
+        variants = [(a, k, pick) for a, k in test.cases(rng) for pick in test.picks]
+        for case, (args, kwargs, pick) in enumerate(variants):
+            calls.append(
+                {
+                    "exercise": exercise_id,
+                    "name": names[exercise_id].names[0],
+                    "case": case,
+                    "args": list(args),
+                    "kwargs": kwargs,
+                    "pick": pick,
+                    "as_torch": test.as_torch,
+                    "summarize": test.summarize,
+                }
+            )
     return calls, tests
 
 
@@ -180,7 +187,7 @@ def score(
         mine = [c for c in calls if c["exercise"] == exercise_id]
         problems = []
         for call in mine:
-            name = f"call:{exercise_id}:{call['case']}"
+            name = call_stage(call)
             expected = test.expected_for(call)
             problems.append(
                 _case_problem(stages.get(name), values.get(name), expected, test, limits)
@@ -268,7 +275,7 @@ class Grader:
         calls = [{"exercise": "probe", "name": "probe", "case": 0, "args": [], "kwargs": {}}]
         try:
             reply = zygote.run(Job(setup, [], calls, self.limits, self.hide))
-            value = reply["results"].get("call:probe:0")
+            value = reply["results"].get(call_stage(calls[0]))
             uid, net, readable = (int(v) for v in wire.decode(value)) if value else (0, 1, 1)
             try:
                 listener.accept()
@@ -330,8 +337,6 @@ class Grader:
 
 def collect(submissions: Path, sources: dict[str, SourceNotebook], only: list[str] | None = None):
     """(student, notebook name, path or None, reason) for every submission to grade."""
-    if not submissions.is_dir():
-        raise FileNotFoundError(f"{submissions} is not a folder of student folders")
     students = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
     submitted = {
         p.name for s in students if s.is_dir() and not s.is_symlink() for p in s.glob("*.ipynb")

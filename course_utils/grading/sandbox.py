@@ -73,6 +73,11 @@ class Job:
     hide: list[str] = field(default_factory=list)
 
 
+def call_stage(call: dict) -> str:
+    """The stage name under which a graded call is reported: ``call:<exercise>:<case>``."""
+    return f"call:{call['exercise']}:{call['case']}"
+
+
 # ---------------------------------------------------------------- parent side (the grader)
 
 
@@ -209,7 +214,9 @@ def _isolate(uid: int, hide: list[str], workdir: str) -> None:
     """In B: new namespaces, private mounts, secrets covered, an empty working directory."""
     _libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC)
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    package = os.path.dirname(os.path.dirname(os.path.abspath(wire.__file__)))  # course_utils itself
+    package = os.path.dirname(
+        os.path.dirname(os.path.abspath(wire.__file__))
+    )  # course_utils itself
     _expose([sys.prefix, sys.base_prefix, *sys.path, package])
     for path in hide:
         if os.path.isdir(path):
@@ -286,7 +293,7 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
     for exercise_id, src in job["cells"]:
         stage(f"cell:{exercise_id}", run_cell(src))
     for call in wire.decode(job["calls"]):
-        name = f"call:{call['exercise']}:{call['case']}"
+        name = call_stage(call)
 
         def graded(call=call, name=name):
             fn = namespace.get(call["name"])
@@ -435,11 +442,7 @@ def run_job(job: dict, uid: int) -> dict:
             break
         if failure.startswith("call:"):  # skip the rest of that exercise's calls
             exercise = failure.split(":")[1]
-            skip |= {
-                f"call:{c['exercise']}:{c['case']}"
-                for c in job["calls"]
-                if c["exercise"] == exercise
-            }
+            skip |= {call_stage(c) for c in job["calls"] if c["exercise"] == exercise}
         skip.add(failure)
         skip |= {name for name in stages if name.startswith("call:")}
     return {"stages": stages, "results": results}
