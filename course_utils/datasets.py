@@ -12,6 +12,9 @@ Stand-ins (documented in ``data/README.md``):
   in 28x28 like MNIST, with a fixed stratified 70/30 train/test split.
 - ``cifar10``: "shapes10", ten classes of procedurally drawn 32x32 colour images (shapes,
   stripes, textures) at random positions, sizes and colours over noisy backgrounds.
+- ``flowers102`` (the transfer-learning target, 10 labelled photos per class online):
+  "newshapes10", ten shapes drawn the same way that shapes10 does not have, so that a network
+  pretrained on shapes10 (``course_utils.transfer``) has something to transfer.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import torch.nn.functional as F
 
 from course_utils.env import data_dir, is_fast, is_offline
 
-DATASETS = ("mnist", "cifar10")
+DATASETS = ("mnist", "cifar10", "flowers102")
+#: Cache folder torchvision creates for each dataset (named in messages about a broken cache).
+CACHE_FOLDERS = {"mnist": "MNIST", "cifar10": "cifar-10-batches-py", "flowers102": "flowers-102"}
 SPLITS = ("train", "test")
 SHAPES10_CLASSES = (
     "disk",
@@ -40,6 +45,18 @@ SHAPES10_CLASSES = (
     "checkerboard",
     "diagonal stripes",
     "two dots",
+)
+NEWSHAPES10_CLASSES = (
+    "half disk",
+    "ellipse",
+    "diamond",
+    "frame",
+    "diagonal cross",
+    "three dots",
+    "concentric rings",
+    "T",
+    "crescent",
+    "Z",
 )
 CIFAR10_CLASSES = (
     "airplane",
@@ -87,8 +104,10 @@ def load_dataset(
     download: bool = True,
     timeout: float = 10.0,
     quiet: bool = False,
+    size: int = 64,
 ) -> ImageData:
-    """The ``split`` of dataset ``name`` ("mnist" or "cifar10"), real or stand-in (see module doc)."""
+    """The ``split`` of dataset ``name`` ("mnist", "cifar10" or "flowers102"), real or stand-in
+    (see module doc). ``size``: the side Flowers-102's photos are resized and centre-cropped to."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if split not in SPLITS:
@@ -101,7 +120,7 @@ def load_dataset(
     else:
         try:
             with _network_timeout(timeout):
-                return _torchvision(name, split, root, download)
+                return _torchvision(name, split, root, download, size)
         except (
             Exception
         ) as exc:  # torchvision raises URLError, OSError, RuntimeError, ValueError...
@@ -118,7 +137,7 @@ _FAILED: dict[tuple[str, Path], str] = {}
 
 def _explain(name: str, root: Path, exc: Exception) -> str:
     """One line saying why the real dataset is unavailable and what to do."""
-    folder = root / ("MNIST" if name == "mnist" else "cifar-10-batches-py")
+    folder = root / CACHE_FOLDERS[name]
     detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
     if folder.exists() and any(p.is_file() for p in folder.rglob("*")):
         return (
@@ -128,11 +147,13 @@ def _explain(name: str, root: Path, exc: Exception) -> str:
     return f"download failed ({detail}); connect to the internet for the real data"
 
 
-def _torchvision(name: str, split: str, root: Path, download: bool) -> ImageData:
+def _torchvision(name: str, split: str, root: Path, download: bool, size: int) -> ImageData:
     from torchvision import datasets
 
     root.mkdir(parents=True, exist_ok=True)
     train = split == "train"
+    if name == "flowers102":
+        return _flowers(split, root, download, size)
     if name == "mnist":
         ds = datasets.MNIST(root, train=train, download=download)
         x = ds.data.unsqueeze(1).float() / 255.0
@@ -147,6 +168,33 @@ def _torchvision(name: str, split: str, root: Path, download: bool) -> ImageData
         y,
         classes,
         f"torchvision {type(ds).__name__} ({split}, {len(y):,} images)",
+        False,
+    )
+
+
+def _flowers(split: str, root: Path, download: bool, size: int) -> ImageData:
+    """Oxford Flowers-102: 102 classes, 10 training photos per class (the official "train" split),
+    and the official test split; each photo resized and centre-cropped to size x size."""
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    resize = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(size, antialias=True),
+            v2.CenterCrop(size),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
+    ds = datasets.Flowers102(root, split=split, download=download, transform=resize)
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    y = torch.as_tensor(ds._labels, dtype=torch.int64)
+    classes = tuple(f"flower {i}" for i in range(102))
+    return ImageData(
+        x.contiguous(),
+        y,
+        classes,
+        f"torchvision Flowers102 ({split}, {len(y):,} photos at {size}x{size})",
         False,
     )
 
@@ -173,13 +221,52 @@ def _wave(t: torch.Tensor) -> torch.Tensor:
     return torch.remainder(t, 1.0) < 0.5
 
 
-def shapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` procedurally drawn colour images (n, 3, size, size) in [0, 1] and labels (n,), balanced.
+def _shape_masks(cy, cx, r, period, phase, yy, xx) -> list[torch.Tensor]:
+    """The ten shapes10 classes as boolean masks (n, H, W), in :data:`SHAPES10_CLASSES` order."""
+    dy, dx = yy - cy, xx - cx
+    dist = torch.sqrt(dy**2 + dx**2)
+    patch = (dy.abs() < r) & (dx.abs() < r)  # textures fill a square patch at a random place
+    return [
+        dist < r,  # disk
+        (dy.abs() < r * 0.85) & (dx.abs() < r * 0.85),  # square
+        (dy < r * 0.7) & (dy > -r * 0.9 + 1.6 * dx.abs()),  # triangle
+        (dist < r) & (dist > r * 0.55),  # ring
+        ((dy.abs() < r * 0.25) & (dx.abs() < r))
+        | ((dx.abs() < r * 0.25) & (dy.abs() < r)),  # cross
+        patch & _wave(yy / period + phase),  # horizontal bars
+        patch & _wave(xx / period + phase),  # vertical bars
+        patch & (_wave(yy / period + phase) ^ _wave(xx / period + phase)),  # checkerboard
+        patch & _wave((yy + xx) / (1.4 * period) + phase),  # diagonal stripes
+        ((dy**2 + (dx - r) ** 2).sqrt() < r * 0.4)
+        | ((dy**2 + (dx + r) ** 2).sqrt() < r * 0.4),  # two dots
+    ]
 
-    Each class is a spatial pattern (see :data:`SHAPES10_CLASSES`) drawn with a random colour,
-    centre, scale and (for the textures, which fill a square patch) period and phase, over a random background colour with
-    smooth noise; the foreground never has the background's colour.
-    """
+
+def _new_shape_masks(cy, cx, r, period, phase, yy, xx) -> list[torch.Tensor]:
+    """Ten classes shapes10 does not have, as masks (n, H, W), in :data:`NEWSHAPES10_CLASSES` order."""
+    dy, dx = yy - cy, xx - cx
+    dist = torch.sqrt(dy**2 + dx**2)
+    arm = r * 0.22
+    return [
+        (dist < r) & (dy > 0),  # half disk
+        (dy / (0.5 * r)) ** 2 + (dx / r) ** 2 < 1,  # ellipse
+        dy.abs() + dx.abs() < r,  # diamond
+        (dy.abs() < r) & (dx.abs() < r) & ~((dy.abs() < r * 0.6) & (dx.abs() < r * 0.6)),  # frame
+        (((dy - dx).abs() < arm) | ((dy + dx).abs() < arm)) & (dist < r),  # diagonal cross
+        (((dy + r * 0.5) ** 2 + dx**2).sqrt() < r * 0.35)
+        | (((dy - r * 0.45) ** 2 + (dx - r * 0.6) ** 2).sqrt() < r * 0.35)
+        | (((dy - r * 0.45) ** 2 + (dx + r * 0.6) ** 2).sqrt() < r * 0.35),  # three dots
+        (dist < r) & _wave(dist / period + phase),  # concentric rings
+        ((dy + r * 0.8).abs() < arm) & (dx.abs() < r)
+        | ((dx.abs() < arm) & (dy.abs() < r * 0.8)),  # T
+        (dist < r) & (((dy**2 + (dx - r * 0.5) ** 2).sqrt()) > r * 0.8),  # crescent
+        (((dy.abs() - r * 0.8).abs() < arm) & (dx.abs() < r))
+        | (((dy + dx).abs() < arm * 1.4) & (dy.abs() < r * 0.8)),  # Z
+    ]
+
+
+def _draw(masks_fn, n: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images (n, 3, size, size) of the classes ``masks_fn`` draws, and labels (n,), balanced."""
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 10
     y = y[torch.randperm(n, generator=g)]
@@ -190,27 +277,8 @@ def shapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, to
         return torch.rand(n, 1, 1, generator=g) * (hi - lo) + lo
 
     cy, cx, r = u(-0.35, 0.35), u(-0.35, 0.35), u(0.3, 0.6)
-    dy, dx = yy - cy, xx - cx
-    dist = torch.sqrt(dy**2 + dx**2)
     period, phase = u(0.12, 0.25), u(0, 1)
-    patch = (dy.abs() < r) & (dx.abs() < r)  # textures fill a square patch at a random place
-    masks = torch.stack(
-        [
-            dist < r,  # disk
-            (dy.abs() < r * 0.85) & (dx.abs() < r * 0.85),  # square
-            (dy < r * 0.7) & (dy > -r * 0.9 + 1.6 * dx.abs()),  # triangle
-            (dist < r) & (dist > r * 0.55),  # ring
-            ((dy.abs() < r * 0.25) & (dx.abs() < r))
-            | ((dx.abs() < r * 0.25) & (dy.abs() < r)),  # cross
-            patch & _wave(yy / period + phase),  # horizontal bars
-            patch & _wave(xx / period + phase),  # vertical bars
-            patch & (_wave(yy / period + phase) ^ _wave(xx / period + phase)),  # checkerboard
-            patch & _wave((yy + xx) / (1.4 * period) + phase),  # diagonal stripes
-            (((yy - cy) ** 2 + (xx - cx - r) ** 2).sqrt() < r * 0.4)
-            | (((yy - cy) ** 2 + (xx - cx + r) ** 2).sqrt() < r * 0.4),  # two dots
-        ],
-        dim=1,
-    )  # (n, 10, H, W)
+    masks = torch.stack(masks_fn(cy, cx, r, period, phase, yy, xx), dim=1)  # (n, 10, H, W)
     mask = masks[torch.arange(n), y].float().unsqueeze(1)  # (n, 1, H, W)
     background = torch.rand(n, 3, 1, 1, generator=g)
     foreground = (background + 0.35 + 0.3 * torch.rand(n, 3, 1, 1, generator=g)) % 1.0
@@ -229,6 +297,22 @@ def shapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, to
     return x.clamp(0, 1), y.long()
 
 
+def shapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` procedurally drawn colour images (n, 3, size, size) in [0, 1] and labels (n,), balanced.
+
+    Each class is a spatial pattern (see :data:`SHAPES10_CLASSES`) drawn with a random colour,
+    centre, scale and (for the textures, which fill a square patch) period and phase, over a
+    random background colour with smooth noise; the foreground never has the background's colour.
+    """
+    return _draw(_shape_masks, n, seed, size)
+
+
+def newshapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like :func:`shapes10` with ten classes it does not have (:data:`NEWSHAPES10_CLASSES`):
+    the offline transfer target, (n, 3, size, size) and (n,)."""
+    return _draw(_new_shape_masks, n, seed, size)
+
+
 def _shapes(split: str) -> ImageData:
     n = {"train": 10_000, "test": 2_000}[split] // (5 if is_fast() else 1)
     x, y = shapes10(n, seed=0 if split == "train" else 1)
@@ -236,7 +320,17 @@ def _shapes(split: str) -> ImageData:
     return ImageData(x, y, SHAPES10_CLASSES, source, True)
 
 
-_STANDINS = {"mnist": _digits, "cifar10": _shapes}
+def _newshapes(split: str) -> ImageData:
+    n = {"train": 1_000, "test": 1_000}[split]
+    x, y = newshapes10(n, seed=2 if split == "train" else 3)
+    source = (
+        f"newshapes10, procedurally drawn 32x32 colour images of 10 shapes absent from shapes10 "
+        f"({split}, {n:,} images)"
+    )
+    return ImageData(x, y, NEWSHAPES10_CLASSES, source, True)
+
+
+_STANDINS = {"mnist": _digits, "cifar10": _shapes, "flowers102": _newshapes}
 
 
 def pad_to(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -135,6 +135,7 @@ def setup(*, seed: int = 0, quiet: bool = False) -> Config:
     threads = int(os.environ.get("COURSE_THREADS", 0)) or os.cpu_count() or 1
     torch.set_num_threads(threads)
     set_plot_style()
+    torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
     config = Config(
         seed=seed,
         device=choose_device(),

@@ -2,13 +2,18 @@
 
 MNIST- and CIFAR-sized datasets fit in GPU memory, so they are moved there once; shuffling and
 augmentation (random crop with zero padding, horizontal flip) are done on the device for the
-whole batch at once, with no per-image Python work and no CPU-to-GPU copy per step.
+whole batch at once (in fact for a chunk of batches at once), with no per-image Python work and
+no CPU-to-GPU copy per step.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+#: Images gathered and augmented at once on a GPU (bytes); a chunk holds at least one batch. On
+#: the CPU a chunk is one batch: there, launching an operation is cheap and cache sizes matter.
+CHUNK_BYTES = 64 << 20
 
 
 class DeviceLoader:
@@ -46,25 +51,33 @@ class DeviceLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        n = len(self.y)
+        """Batches in chunks: one gather and one augmentation per chunk of batches, then views.
+
+        On a GPU, working on up to ``CHUNK_BYTES`` of images at a time keeps the number of
+        operations per batch (and so the Python and kernel-launch overhead) near zero.
+        """
+        n, bs = len(self.y), self.batch_size
+        stop = len(self) * bs if self.drop_last else n
+        per_image = self.x[:1].numel() * self.x.element_size()
+        chunk = bs if self.device.type == "cpu" else max(1, CHUNK_BYTES // (per_image * bs)) * bs
         order = (
             torch.randperm(n, device=self.device, generator=self.generator)
             if self.shuffle
             else None
         )
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = (
-                order[start : start + self.batch_size]
-                if order is not None
-                else slice(start, start + self.batch_size)
-            )
-            x, y = self.x[index], self.y[index]
+        for start in range(0, stop, chunk):
+            end = min(start + chunk, stop)
+            if order is not None:
+                x, y = self.x[order[start:end]], self.y[order[start:end]]
+            else:
+                x, y = self.x[start:end], self.y[start:end]
             if self.crop_padding:
                 x = self._random_crop(x)
             if self.flip:
                 mirror = torch.rand(len(x), device=self.device, generator=self.generator) < 0.5
                 x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
-            yield x, y
+            for first in range(0, end - start, bs):
+                yield x[first : first + bs], y[first : first + bs]
 
     def _random_crop(self, x: torch.Tensor) -> torch.Tensor:
         """Per-image random crops of the zero-padded batch, by one gather. (B, C, H, W) -> same."""

@@ -75,3 +75,178 @@ def describe(model: nn.Module, input_shape: tuple[int, ...] = (3, 1, 32, 32)) ->
         *out.shape,
         *shapes,
     ]
+
+
+#: Convolutions of AlexNet as (name, out_channels, kernel, stride, padding, grouped, pool after).
+#: ``grouped`` marks the layers whose kernels saw only their own GPU's half of the input.
+ALEXNET_CONVS = {
+    227: [
+        ("conv1", 96, 11, 4, 0, False, True),
+        ("conv2", 256, 5, 1, 2, True, True),
+        ("conv3", 384, 3, 1, 1, False, False),
+        ("conv4", 384, 3, 1, 1, True, False),
+        ("conv5", 256, 3, 1, 1, True, True),
+    ],
+    32: [
+        ("conv1", 64, 5, 1, 2, False, True),
+        ("conv2", 192, 5, 1, 2, True, True),
+        ("conv3", 384, 3, 1, 1, False, False),
+        ("conv4", 256, 3, 1, 1, True, False),
+        ("conv5", 256, 3, 1, 1, True, True),
+    ],
+}
+#: Hidden units of fc6 and fc7 for each input size.
+ALEXNET_HIDDEN = {227: 4096, 32: 1024}
+#: LRN hyper-parameters of the paper: b = a / (k + alpha * sum of a^2 over n neighbours)^beta.
+LRN_PAPER = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
+
+
+def paper_lrn() -> nn.LocalResponseNorm:
+    """The paper's LRN as ``nn.LocalResponseNorm``, which divides ``alpha`` by ``size``: alpha x n."""
+    n = LRN_PAPER["size"]
+    return nn.LocalResponseNorm(
+        n, alpha=LRN_PAPER["alpha"] * n, beta=LRN_PAPER["beta"], k=LRN_PAPER["k"]
+    )
+
+
+class PerGroup(nn.Module):
+    """Apply ``module`` to each of ``groups`` equal slices of the channels separately, (N, C, H, W)
+    -> (N, C, H, W): on two GPUs, each one normalised only the maps it held."""
+
+    def __init__(self, module: nn.Module, groups: int) -> None:
+        super().__init__()
+        self.module, self.groups = module, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.module(part) for part in x.chunk(self.groups, dim=1)], dim=1)
+
+
+class AlexNet(nn.Module):
+    """AlexNet (Krizhevsky, Sutskever, Hinton 2012, "ImageNet classification with deep
+    convolutional neural networks"), for (N, 3, 227, 227) inputs, or a CIFAR-sized version for
+    (N, 3, 32, 32) with ``input_size=32``.
+
+    227: conv1 96@11x11/4 -> 96x55x55, LRN, max pool 3/2 -> 27; conv2 256@5x5 -> 27, LRN, pool -> 13;
+    conv3 384@3x3, conv4 384@3x3, conv5 256@3x3 -> 13, pool -> 256x6x6; fc6 4096, fc7 4096 (dropout
+    0.5 before each), fc8 ``num_classes``: 60,965,224 parameters with ``grouped=True``.
+    ``grouped=True`` gives conv2, conv4 and conv5 ``groups=2``: each half of the kernels sees
+    only the half of the maps computed on its own GPU, as in the paper's two-GPU network, and LRN
+    normalises each half of the maps on its own (``PerGroup``).
+
+    32: the same sequence of ideas with 5x5/1 then 3x3 kernels (64-192-384-256-256), three
+    overlapping poolings (32 -> 15 -> 7 -> 3) and fc6/fc7 of 1024; ``width`` scales every layer.
+
+    Differences from the paper: a 227x227 input (the paper says 224, which does not give 55x55,
+    see notebook 07); no initial biases of 1 and no weight init of its own (PyTorch's default);
+    the two GPUs are grouped convolutions on one device unless placed by ``course_utils.parallel``.
+    Ablation switches: ``lrn``, ``overlapping_pool`` (False: 2x2/2 pooling, same output sizes),
+    ``dropout`` (0 turns it off), ``activation`` ("relu" or "tanh") and ``remove``: a subset of
+    {"conv3", "conv4", "fc6", "fc7"}; the next layer then takes the removed layer's input.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_size: int = 227,
+        num_classes: int = 1000,
+        width: float = 1.0,
+        grouped: bool = True,
+        lrn: bool = True,
+        overlapping_pool: bool = True,
+        dropout: float = 0.5,
+        activation: str = "relu",
+        remove: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        super().__init__()
+        if input_size not in ALEXNET_CONVS:
+            raise ValueError(
+                f"input_size must be 227 (the paper's network) or 32 (CIFAR); got {input_size}"
+            )
+        removable = {"conv3", "conv4", "fc6", "fc7"}
+        if not set(remove) <= removable:
+            raise ValueError(
+                f"remove may name {sorted(removable)}; got {sorted(set(remove) - removable)}"
+            )
+        if activation not in ("relu", "tanh"):
+            raise ValueError(f"activation must be 'relu' or 'tanh'; got {activation!r}")
+        self.input_size = input_size
+        act = nn.ReLU if activation == "relu" else nn.Tanh
+        layers: list[nn.Module] = []
+        channels = 3
+        for name, out, kernel, stride, padding, is_grouped, pool in ALEXNET_CONVS[input_size]:
+            if name in remove:
+                continue
+            out = max(2, round(out * width / 2) * 2)
+            groups = 2 if grouped and is_grouped else 1
+            layers += [nn.Conv2d(channels, out, kernel, stride, padding, groups=groups), act()]
+            if lrn and name in ("conv1", "conv2"):
+                layers.append(PerGroup(paper_lrn(), 2) if grouped else paper_lrn())
+            if pool:
+                layers.append(nn.MaxPool2d(3, 2) if overlapping_pool else nn.MaxPool2d(2, 2))
+            channels = out
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, 3, input_size, input_size)).numel()
+        hidden = max(2, round(ALEXNET_HIDDEN[input_size] * width))
+        head: list[nn.Module] = [nn.Flatten()]
+        for name in ("fc6", "fc7"):
+            if name in remove:
+                continue
+            if dropout:
+                head.append(nn.Dropout(dropout))
+            head += [nn.Linear(flat, hidden), act()]
+            flat = hidden
+        head.append(nn.Linear(flat, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.input_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
+            hint = (
+                " (resize or crop to 227x227: 224 does not fit 11x11 kernels at stride 4)"
+                if size == 227
+                else ""
+            )
+            raise ValueError(
+                f"this AlexNet expects input (N, 3, {size}, {size}); got {tuple(x.shape)}{hint}"
+            )
+        return self.classifier(self.features(x))
+
+
+class SmallCNN(nn.Module):
+    """A small VGG-style network for (N, 3, 32, 32) images: six 3x3 convolutions with batch norm
+    and ReLU (32-32-64-64-128-128 channels, max pooling after the 2nd, 4th and 5th), global
+    average pooling to 128 features, and one linear classifier; 288,746 parameters for 10 classes.
+
+    The offline source network for transfer learning (``course_utils.transfer``): ``features``
+    maps images to (N, 128, 1, 1); ``classifier`` is the only layer tied to the source's classes.
+    """
+
+    def __init__(self, *, num_classes: int = 10) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for out, pool in (
+            (32, False),
+            (32, True),
+            (64, False),
+            (64, True),
+            (128, True),
+            (128, False),
+        ):
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+            ]
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+            channels = out
+        layers.append(nn.AdaptiveAvgPool2d(1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(channels, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"SmallCNN expects colour images (N, 3, H, W); got {tuple(x.shape)}")
+        return self.classifier(self.features(x))

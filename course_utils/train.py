@@ -100,7 +100,9 @@ def fit(
     first_x, _ = next(iter(train))
     _check_shapes(model, first_x)
     step = torch.compile(model) if compile else model
-    optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = optimizer or torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None
+    )
     sched = (
         torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * len(train))
         if scheduler == "onecycle"

@@ -1,0 +1,93 @@
+"""The transfer-learning target (real path falls back, stand-in) and the shipped source network."""
+
+import shutil
+
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from course_utils import datasets, train, transfer
+from course_utils.env import repo_root
+
+
+def test_flowers_standin_is_a_balanced_deterministic_new_label_set(capsys):
+    data = datasets.load_dataset("flowers102", "train")
+    assert "using the stand-in, newshapes10" in capsys.readouterr().out
+    assert data.standin and data.x.shape == (1000, 3, 32, 32) and data.x.dtype == torch.float32
+    assert data.y.bincount().tolist() == [100] * 10
+    assert not set(data.classes) & set(datasets.SHAPES10_CLASSES), (
+        "source and target labels must differ"
+    )
+    again = datasets.load_dataset("flowers102", "train", quiet=True)
+    test = datasets.load_dataset("flowers102", "test", quiet=True)
+    assert torch.equal(data.x, again.x) and not torch.equal(data.x, test.x)
+
+
+def test_flowers_download_failure_falls_back(monkeypatch, tmp_path, capsys):
+    import socket
+
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    monkeypatch.setattr(datasets, "_FAILED", {})
+    monkeypatch.setattr(
+        socket.socket,
+        "connect",
+        lambda *a, **k: (_ for _ in ()).throw(OSError("no network (test)")),
+    )
+    data = datasets.load_dataset("flowers102", "test", root=tmp_path)
+    assert data.standin and "download failed" in capsys.readouterr().out
+
+
+def test_shipped_source_network_matches_its_recorded_hash_and_readme(root):
+    path = transfer.source_path()
+    assert path == root / "data" / "transfer_source.pt"
+    recorded = path.with_suffix(".pt.sha256").read_text().split()[0]
+    assert train.sha256(path) == recorded
+    assert recorded in (root / "data" / "README.md").read_text(), (
+        "list the shipped file's hash in data/README.md"
+    )
+    model = transfer.source_network()
+    x, y = datasets.shapes10(200, seed=5)
+    with torch.no_grad():
+        accuracy = (model(x).argmax(1) == y).float().mean().item()
+    assert accuracy > 0.9, f"the source network should know shapes10; got {accuracy:.2%}"
+
+
+def test_a_tampered_source_network_is_refused_and_kept(tmp_path, monkeypatch):
+    copy = tmp_path / "data"
+    copy.mkdir()
+    for name in ("transfer_source.pt", "transfer_source.pt.sha256"):
+        shutil.copy(repo_root() / "data" / name, copy / name)
+    raw = (copy / "transfer_source.pt").read_bytes()
+    (copy / "transfer_source.pt").write_bytes(raw[:-4] + b"oops")
+    monkeypatch.setattr(transfer, "repo_root", lambda: tmp_path)
+    with pytest.raises(train.CheckpointError, match="does not match its sha256"):
+        transfer.source_network()
+    assert (copy / "transfer_source.pt").stat().st_size == len(raw)
+
+
+def test_source_features_beat_raw_pixels_with_five_labels_per_class():
+    """The offline pair is a fair transfer target: frozen source features need few labels."""
+    target = datasets.load_dataset("flowers102", "train", quiet=True)
+    test = datasets.load_dataset("flowers102", "test", quiet=True)
+    g = torch.Generator().manual_seed(0)
+    index = torch.cat(
+        [
+            torch.nonzero(target.y == c).flatten()[torch.randperm(100, generator=g)[:5]]
+            for c in range(10)
+        ]
+    )
+    source = transfer.source_network()
+
+    def feats(x):
+        with torch.no_grad():
+            return source.features(x).flatten(1).numpy()
+
+    y, y_test = target.y[index].numpy(), test.y.numpy()
+    probe = (
+        LogisticRegression(max_iter=2000)
+        .fit(feats(target.x[index]), y)
+        .score(feats(test.x), y_test)
+    )
+    pixels = LogisticRegression(max_iter=2000).fit(target.x[index].flatten(1).numpy(), y)
+    raw = pixels.score(test.x.flatten(1).numpy(), y_test)
+    assert probe > 0.8 and probe > raw + 0.4, (probe, raw)
