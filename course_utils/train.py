@@ -83,13 +83,16 @@ def fit(
     scheduler: str | None = None,
     channels_last: bool | None = None,
     compile: bool = False,
+    max_grad_norm: float | None = None,
     progress: bool = True,
     history: History | None = None,
 ) -> History:
     """Train ``model`` on ``train`` (batches of (x, y)) for ``epochs``; evaluate on ``val`` each epoch.
 
     Uses AdamW (or ``optimizer``), cross-entropy, mixed precision by device, ``channels_last`` on GPU
-    (default), optional ``torch.compile``, ``scheduler="onecycle"`` for a one-cycle learning rate.
+    (default), optional ``torch.compile``, ``scheduler="onecycle"`` for a one-cycle learning rate,
+    and ``max_grad_norm`` to clip the gradients' global norm (steadies deep networks without
+    normalisation layers at high learning rates).
     """
     from tqdm.auto import tqdm
 
@@ -123,6 +126,9 @@ def fit(
                 loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if max_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             if sched is not None:

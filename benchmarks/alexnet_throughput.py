@@ -1,0 +1,179 @@
+"""AlexNet training throughput: the CIFAR-sized and the 227x227 network, on synthetic batches
+already on the device and through the real input pipeline (the device-resident loader with
+random crops and flips), the ratio of the two, and the model FLOP utilisation (MFU).
+
+Prints one JSON line. Each model reports ``synthetic_images_per_s``, ``pipeline_images_per_s``,
+``feed_overhead`` (1 - pipeline / synthetic, goal <= 5%), ``train_gflop_per_image`` (forward +
+backward, counted by ``torch.utils.flop_counter``) and ``mfu`` (achieved FLOP/s over the
+device's dense peak at the training precision; null where the peak is unknown, e.g. CPUs).
+Goals on an H100/H200: CIFAR-sized >= 100,000 images/s at bf16; 227x227 MFU >= 15%.
+
+``--tiny`` runs a few small steps on CPU (used by the test suite); ``--compile`` adds
+``torch.compile``; ``--peak-tflops`` overrides the peak table.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from course_utils import models, train
+from course_utils.env import choose_device
+from course_utils.loader import DeviceLoader
+
+#: Dense bf16 (fp16 where bf16 is missing) tensor-core peaks in TFLOP/s, from the vendor data sheets.
+PEAK_TFLOPS = [
+    ("H100 PCIe", 756.0),
+    ("H100", 989.4),
+    ("H200", 989.4),
+    ("GH200", 989.4),
+    ("A100", 312.0),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+    ("T4", 65.0),
+    ("V100", 125.0),
+]
+
+
+def peak_tflops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_TFLOPS if key in name), None)
+
+
+def train_flops_per_image(model_fn, size: int) -> float:
+    """FLOPs of one forward and backward pass per image, counted on the CPU."""
+    model = model_fn()
+    x, y = torch.randn(2, 3, size, size), torch.randint(0, 10, (2,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / 2
+
+
+def images_per_s(model, batches, steps: int, compile: bool) -> float:
+    """Images per second of ``train.fit`` over ``steps`` batches (after a warm-up epoch)."""
+    quiet = contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO())
+    with quiet[0], quiet[1]:
+        train.fit(model, batches, epochs=1, lr=1e-4, compile=compile, progress=False)
+        if model.training and next(model.parameters()).is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        history = train.fit(model, batches, epochs=1, lr=1e-4, compile=compile, progress=False)
+        seconds = time.perf_counter() - start
+    assert len(history) == 1
+    return steps * batches.batch_size / seconds
+
+
+class Synthetic:
+    """``steps`` copies of one batch already on the device (no data work at all)."""
+
+    def __init__(self, x, y, steps):
+        self.x, self.y, self.steps, self.batch_size = x, y, steps, len(y)
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        return ((self.x, self.y) for _ in range(self.steps))
+
+
+def measure(name, model_fn, size, batch, steps, device, compile, peak) -> dict:
+    torch.manual_seed(0)
+    n = batch * steps
+    x = torch.rand(n, 3, size, size, device=device)
+    y = torch.randint(0, 10, (n,), device=device)
+    synthetic = images_per_s(
+        model_fn().to(device), Synthetic(x[:batch], y[:batch], steps), steps, compile
+    )
+    loader = DeviceLoader(x, y, batch_size=batch, crop_padding=4, flip=True, drop_last=True)
+    pipeline = images_per_s(model_fn().to(device), loader, steps, compile)
+    flops = train_flops_per_image(model_fn, size)
+    return {
+        "model": name,
+        "batch": batch,
+        "synthetic_images_per_s": round(synthetic),
+        "pipeline_images_per_s": round(pipeline),
+        "feed_overhead": round(1 - pipeline / synthetic, 4),
+        "train_gflop_per_image": round(flops / 1e9, 3),
+        "achieved_tflops": round(flops * synthetic / 1e12, 2),
+        "mfu": round(flops * synthetic / (peak * 1e12), 4) if peak else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="a few small CPU steps (tests)")
+    parser.add_argument("--compile", action="store_true", help="wrap the models in torch.compile")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--ungrouped", action="store_true", help="conv2/4/5 without groups=2")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("CIFAR", "B227"),
+        help="batch sizes (default 512 and 256 on a GPU)",
+    )
+    args = parser.parse_args()
+    device = torch.device("cpu") if args.tiny else choose_device()
+    torch.backends.cudnn.benchmark = True
+    peak = args.peak_tflops or peak_tflops(device)
+    grouped = not args.ungrouped
+    gpu = device.type == "cuda"
+    configs = [
+        (
+            "cifar_alexnet",
+            32,
+            lambda: models.AlexNet(
+                input_size=32, num_classes=10, grouped=grouped, width=0.25 if args.tiny else 1.0
+            ),
+            512 if gpu else 32,
+        ),
+        (
+            "alexnet_227",
+            227,
+            lambda: models.AlexNet(
+                num_classes=1000, grouped=grouped, width=0.25 if args.tiny else 1.0
+            ),
+            256 if gpu else 4,
+        ),
+    ]
+    if args.batch:
+        configs = [
+            (name, size, fn, b) for (name, size, fn, _), b in zip(configs, args.batch, strict=True)
+        ]
+    steps = args.steps or (2 if args.tiny else 50 if gpu else 5)
+    results = [
+        measure(name, fn, size, batch, steps, device, args.compile, peak)
+        for name, size, fn, batch in configs
+    ]
+    dtype, _ = train.precision(device)
+    print(
+        json.dumps(
+            {
+                "benchmark": "alexnet_throughput",
+                "device": torch.cuda.get_device_name(device)
+                if gpu
+                else f"cpu ({torch.get_num_threads()} threads)",
+                "precision": str(dtype).replace("torch.", "") if dtype else "float32",
+                "channels_last": gpu,
+                "compile": args.compile,
+                "grouped": grouped,
+                "tiny": args.tiny,
+                "peak_tflops": peak,
+                "steps": steps,
+                "results": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""AlexNet (paper and CIFAR-sized), the two-tower split, DDP under torchrun, the throughput benchmark."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from course_utils import distributed, models, parallel
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_paper_alexnet_sizes_and_parameter_counts():
+    model = models.AlexNet()
+    assert count(model) == 60_965_224
+    assert count(models.AlexNet(grouped=False)) == 62_378_344
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride, c.groups) for c in convs] == [
+        (96, (11, 11), (4, 4), 1),
+        (256, (5, 5), (1, 1), 2),
+        (384, (3, 3), (1, 1), 1),
+        (384, (3, 3), (1, 1), 2),
+        (256, (3, 3), (1, 1), 2),
+    ]
+    lrn = models.paper_lrn()
+    assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 5e-4, 0.75, 2.0)
+    assert [m.p for m in model.classifier if isinstance(m, nn.Dropout)] == [0.5, 0.5]
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, 227, 227)).shape == (1, 1000)
+
+
+def test_wrong_input_size_names_the_size_needed():
+    with pytest.raises(
+        ValueError, match=r"expects input \(N, 3, 227, 227\); got \(1, 3, 224, 224\).*227x227"
+    ):
+        models.AlexNet()(torch.zeros(1, 3, 224, 224))
+    with pytest.raises(ValueError, match="input_size must be 227"):
+        models.AlexNet(input_size=64)
+    with pytest.raises(ValueError, match="remove may name"):
+        models.AlexNet(remove=("conv1",))
+
+
+@pytest.mark.parametrize(
+    "remove, fewer",
+    [(("fc7",), 16_781_312), (("fc6", "fc7"), 49_414_144), (("conv3", "conv4"), 1_696_512)],
+)
+def test_ablations_remove_layers_and_reconnect(remove, fewer):
+    with torch.device("meta"):
+        assert count(models.AlexNet()) - count(models.AlexNet(remove=remove)) == fewer
+    small = models.AlexNet(input_size=32, num_classes=10, width=0.25, remove=remove)
+    assert small(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_switches_change_the_layers():
+    model = models.AlexNet(
+        input_size=32,
+        num_classes=10,
+        lrn=False,
+        overlapping_pool=False,
+        dropout=0.0,
+        activation="tanh",
+    )
+    kinds = [type(m) for m in model.modules()]
+    assert nn.LocalResponseNorm not in kinds and nn.Dropout not in kinds and nn.ReLU not in kinds
+    assert all(m.kernel_size == 2 for m in model.modules() if isinstance(m, nn.MaxPool2d))
+
+
+@pytest.mark.parametrize("size", [32, 227])
+def test_two_towers_compute_the_grouped_network(size, capsys):
+    model = models.AlexNet(
+        input_size=size, num_classes=10, width=0.5 if size == 227 else 1.0
+    ).eval()
+    towers = parallel.TwoTowerAlexNet(model).eval()
+    if torch.cuda.device_count() < 2:
+        assert "asked for 2 GPUs and found" in capsys.readouterr().out
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(towers(x).cpu(), model(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="grouped=True"):
+        parallel.TwoTowerAlexNet(models.AlexNet(input_size=32, grouped=False))
+
+
+def torchrun(*args, timeout=120):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    return subprocess.run(
+        [*command, "-m", "course_utils.distributed", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_ddp_trains_with_two_cpu_processes(tmp_path):
+    run = torchrun("--epochs", "1", "--images", "640", "--summary", str(tmp_path / "summary.json"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["images"] == 640
+    assert "2 processes, backend gloo" in run.stdout and "epoch 1:" in run.stdout
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_ddp_gradients_equal_the_whole_batch_gradient(tmp_path):
+    run = torchrun("--check-gradients", str(tmp_path / "grads.pt"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    saved = torch.load(tmp_path / "grads.pt", weights_only=True)
+    single = distributed.small_alexnet(dropout=0.0)
+    single.load_state_dict(saved["initial"])
+    F.cross_entropy(single(saved["x"]), saved["y"]).backward()
+    for name, p in single.named_parameters():
+        torch.testing.assert_close(saved["grads"][name], p.grad, atol=1e-6, rtol=1e-4)
+    # and a single shard's gradient is not the whole batch's: the all-reduce mattered
+    shard = distributed.small_alexnet(dropout=0.0)
+    shard.load_state_dict(saved["initial"])
+    F.cross_entropy(shard(saved["x"][:8]), saved["y"][:8]).backward()
+    assert not torch.allclose(
+        shard.features[0].weight.grad, saved["grads"]["features.0.weight"], atol=1e-6
+    )
+
+
+def test_running_the_ddp_script_without_torchrun_says_how(monkeypatch):
+    for name in distributed.TORCHRUN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "course_utils.distributed"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "must be started by torchrun" in run.stderr and "--nproc-per-node=2" in run.stderr
+
+
+def test_alexnet_throughput_benchmark_runs_tiny(root):
+    run = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "alexnet_throughput.py"), "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    assert [r["model"] for r in figures["results"]] == ["cifar_alexnet", "alexnet_227"]
+    for result in figures["results"]:
+        assert result["synthetic_images_per_s"] > 0 and result["pipeline_images_per_s"] > 0
+        assert (
+            result["train_gflop_per_image"] > 0 and result["mfu"] is None
+        )  # no peak known for a CPU
