@@ -241,6 +241,33 @@ SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.noteb
             lambda x, r: F.max_pool2d(x, 2 * int(r) + 1, stride=1, padding=int(r)) if r >= 1 else x,
             "circle_pool(x (1, 1, 5, 5), radius=1)",
         ),
+        (
+            "lrn",
+            "local_response_norm",
+            # PyTorch's convention (alpha divided by n) instead of the paper's sum
+            lambda a, n=5, k=2.0, alpha=1e-4, beta=0.75: torch.nn.functional.local_response_norm(
+                a, n, alpha, beta, k
+            ),
+            "averages the squares; the paper's formula sums them",
+        ),
+        (
+            "pca-colour",
+            "pca_colour_shift",
+            # eigh's ascending order kept: the largest shift goes along the smallest variance
+            lambda images, alphas: (
+                images
+                + (
+                    (
+                        alphas
+                        * torch.linalg.eigh(torch.cov(images.permute(0, 2, 3, 1).reshape(-1, 3).T))[
+                            0
+                        ]
+                    )
+                    @ torch.linalg.eigh(torch.cov(images.permute(0, 2, 3, 1).reshape(-1, 3).T))[1].T
+                )[:, :, None, None]
+            ),
+            "pca_colour_shift(images (4, 3, 5, 5), alphas (4, 3))",
+        ),
     ],
 )
 def test_later_notebooks_explain_wrong_answers(exercise_id, name, wrong, needle):
@@ -261,6 +288,8 @@ def test_later_notebooks_explain_wrong_answers(exercise_id, name, wrong, needle)
         "maxpool-forward",
         "maxpool-backward",
         "circle-pool",
+        "lrn",
+        "pca-colour",
     ],
 )
 def test_later_solutions_pass_and_stubs_wait(exercise_id):

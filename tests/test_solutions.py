@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 from course_utils import notebooks
 from course_utils.checks.activations_3d import conv_shape, counted_macs
+from course_utils.checks.alexnet import pca_expected, torch_lrn
 from course_utils.checks.pooling import reference_circle_pool
 from course_utils.checks.why_convolutions import measured_receptive_field
 
 PATHS = {p.name[:2]: p for p in notebooks.notebook_paths()}
-NB01, NB02, NB03, NB04, NB05 = (
-    notebooks.solution_namespace(PATHS[k]) for k in ("01", "02", "03", "04", "05")
+NB01, NB02, NB03, NB04, NB05, NB07 = (
+    notebooks.solution_namespace(PATHS[k]) for k in ("01", "02", "03", "04", "05", "07")
 )
 FAST = settings(max_examples=40, deadline=None)
 
@@ -162,3 +163,34 @@ def test_circle_pool_matches_scipy(case, radius):
     np.testing.assert_allclose(
         NB05["circle_pool"](x, radius).numpy(), reference_circle_pool(x.numpy(), radius)
     )
+
+
+@FAST
+@given(
+    st.integers(1, 3),
+    st.integers(1, 12),
+    st.integers(1, 4),
+    st.sampled_from([1, 3, 5, 7, 9]),
+    st.floats(0.5, 3),
+    st.floats(1e-4, 2),
+    st.floats(0.25, 1.5),
+    st.integers(0, 2**16),
+)
+def test_lrn_matches_torch_for_odd_windows(n, channels, side, window, k, alpha, beta, seed):
+    a = torch.randn(
+        n, channels, side, side, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
+    got = NB07["local_response_norm"](a, n=window, k=k, alpha=alpha, beta=beta)
+    torch.testing.assert_close(got, torch_lrn(a, window, k, alpha, beta))
+
+
+@FAST
+@given(st.integers(1, 5), st.integers(2, 6), st.integers(0, 2**16))
+def test_pca_colour_shift_matches_scikit_learn(n, side, seed):
+    rng = np.random.default_rng(seed)
+    images = 0.5 + 0.1 * (rng.normal(size=(n, side, side, 3)) @ rng.normal(size=(3, 3))).transpose(
+        0, 3, 1, 2
+    )
+    alphas = rng.normal(scale=0.1, size=(n, 3))
+    got = NB07["pca_colour_shift"](torch.tensor(images), torch.tensor(alphas))
+    np.testing.assert_allclose(got.numpy(), pca_expected(images, alphas), atol=1e-10)

@@ -1,0 +1,39 @@
+"""Hidden tests for notebook 07: other window sizes and constants for LRN, other batches for PCA."""
+
+import torch
+
+from course_utils.checks.alexnet import pca_expected, torch_lrn
+from course_utils.grading.hidden import hidden
+
+
+@hidden(
+    "lrn",
+    points=3,
+    as_torch=True,
+    atol=1e-9,
+    rtol=1e-7,
+    expected=lambda a, n, k, alpha, beta: torch_lrn(
+        torch.as_tensor(a, dtype=torch.float64), n, k, alpha, beta
+    ),
+)
+def lrn_cases(rng):
+    settings = [
+        ((2, 11, 3, 3), 5, 2.0, 1e-4, 0.75),
+        ((1, 4, 5, 2), 3, 1.5, 0.5, 0.6),
+        ((3, 2, 2, 2), 9, 1.0, 2.0, 1.0),
+    ]
+    return [
+        ((3 * rng.normal(size=shape), n, k, alpha, beta), {})
+        for shape, n, k, alpha, beta in settings
+    ]
+
+
+@hidden("pca-colour", points=3, as_torch=True, atol=1e-9, rtol=1e-7, expected=pca_expected)
+def pca_colour_cases(rng):
+    cases = []
+    for n, size in ((3, 4), (5, 6)):
+        images = (rng.normal(size=(n, size, size, 3)) @ rng.normal(size=(3, 3))).transpose(
+            0, 3, 1, 2
+        )
+        cases.append(((0.5 + 0.1 * images, rng.normal(scale=0.1, size=(n, 3))), {}))
+    return cases
