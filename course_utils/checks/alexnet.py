@@ -74,6 +74,4 @@ def check_pca_colour(pca_colour_shift) -> str:
         expect_array(got, pca_expected(images, alphas), what=what, atol=1e-9, rtol=1e-7)
     zero = call(pca_colour_shift, "pca_colour_shift", x.clone(), torch.zeros_like(a))
     expect_array(zero, images, what="pca_colour_shift(images, alphas = 0) (no shift at all)")
-    return (
-        "eigenvalues, eigenvectors (sign convention included) and shifts match NumPy on 3 batches"
-    )
+    return "eigenvalues, eigenvectors (sign convention included) and shifts match scikit-learn's PCA on 3 batches"
