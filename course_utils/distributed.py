@@ -101,7 +101,7 @@ def train(args, rank: int, world: int, device: torch.device) -> dict:
 
     x, y = datasets.shapes10(args.images, seed=0)
     x_test, y_test = datasets.shapes10(1000, seed=1)
-    model = DDP(small_alexnet().to(device))
+    model = DDP(small_alexnet(dropout=args.dropout).to(device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     sampler = DistributedSampler(
         TensorDataset(x, y), num_replicas=world, rank=rank, shuffle=True, seed=0
@@ -159,6 +159,12 @@ def main(argv: list[str] | None = None) -> None:
         "--batch-size", type=int, default=64, help="global batch, split over the processes"
     )
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="dropout before fc6/fc7 (0: learns faster in a short run)",
+    )
     parser.add_argument(
         "--check-gradients", metavar="PATH", help="save one step's all-reduced gradients"
     )

@@ -100,12 +100,13 @@ def torchrun(*args, timeout=120):
 
 
 def test_ddp_trains_with_two_cpu_processes(tmp_path):
-    run = torchrun("--epochs", "1", "--images", "640", "--summary", str(tmp_path / "summary.json"))
+    """The script's default run (2 epochs of 2,000 images) learns: well above chance (10 %)."""
+    run = torchrun("--summary", str(tmp_path / "summary.json"))
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["images"] == 640
-    assert "2 processes, backend gloo" in run.stdout and "epoch 1:" in run.stdout
-    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert summary["world_size"] == 2 and summary["images"] == 2000 and summary["epochs"] == 2
+    assert "2 processes, backend gloo" in run.stdout and "epoch 2:" in run.stdout
+    assert summary["test_accuracy"] > 0.15, summary
 
 
 def test_ddp_gradients_equal_the_whole_batch_gradient(tmp_path):
