@@ -187,9 +187,9 @@ def _flowers(split: str, root: Path, download: bool, size: int) -> ImageData:
         ]
     )
     ds = datasets.Flowers102(root, split=split, download=download, transform=resize)
-    x = torch.stack([ds[i][0] for i in range(len(ds))])
-    y = torch.as_tensor(ds._labels, dtype=torch.int64)
-    classes = tuple(f"flower {i}" for i in range(102))
+    images, labels = zip(*(ds[i] for i in range(len(ds))), strict=True)
+    x, y = torch.stack(images), torch.as_tensor(labels, dtype=torch.int64)
+    classes = tuple(getattr(ds, "classes", None) or (f"flower {i}" for i in range(102)))
     return ImageData(
         x.contiguous(),
         y,

@@ -91,3 +91,32 @@ def test_source_features_beat_raw_pixels_with_five_labels_per_class():
     pixels = LogisticRegression(max_iter=2000).fit(target.x[index].flatten(1).numpy(), y)
     raw = pixels.score(test.x.flatten(1).numpy(), y_test)
     assert probe > 0.8 and probe > raw + 0.4, (probe, raw)
+
+
+def test_flowers_photos_are_resized_to_square_float_tensors(monkeypatch, tmp_path):
+    """The online conversion (torchvision's dataset replaced by three odd-sized photos)."""
+    import numpy as np
+    import torchvision.datasets
+    from PIL import Image
+
+    class ThreePhotos:
+        classes = ["pink primrose", "sweet pea"]
+
+        def __init__(self, root, split, download, transform):
+            self.transform = transform
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            pixels = np.random.default_rng(i).integers(
+                0, 256, size=(80 + i, 100, 3), dtype=np.uint8
+            )
+            return self.transform(Image.fromarray(pixels)), i % 2
+
+    monkeypatch.setattr(torchvision.datasets, "Flowers102", ThreePhotos)
+    data = datasets._torchvision("flowers102", "train", tmp_path, False, 48)
+    assert data.x.shape == (3, 3, 48, 48) and data.x.dtype == torch.float32
+    assert 0.0 <= data.x.min() and data.x.max() <= 1.0
+    assert data.y.tolist() == [0, 1, 0] and data.classes == ("pink primrose", "sweet pea")
+    assert not data.standin and "Flowers102 (train, 3 photos at 48x48)" in data.source
