@@ -170,7 +170,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--summary", metavar="PATH", help="write rank 0's summary as JSON")
     args = parser.parse_args(argv)
-    check_launched_by_torchrun()
     rank, world, device = start()
     try:
         if args.check_gradients:

@@ -97,16 +97,15 @@ ALEXNET_CONVS = {
 }
 #: Hidden units of fc6 and fc7 for each input size.
 ALEXNET_HIDDEN = {227: 4096, 32: 1024}
-#: LRN hyper-parameters of the paper: b = a / (k + alpha * sum of a^2 over n neighbours)^beta.
-LRN_PAPER = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
 
 
-def paper_lrn() -> nn.LocalResponseNorm:
-    """The paper's LRN as ``nn.LocalResponseNorm``, which divides ``alpha`` by ``size``: alpha x n."""
-    n = LRN_PAPER["size"]
-    return nn.LocalResponseNorm(
-        n, alpha=LRN_PAPER["alpha"] * n, beta=LRN_PAPER["beta"], k=LRN_PAPER["k"]
-    )
+def paper_lrn(
+    size: int = 5, *, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0
+) -> nn.LocalResponseNorm:
+    """LRN by the paper's formula, b = a / (k + alpha * sum of a^2 over ``size`` neighbouring
+    channels)^beta (defaults: the paper's constants), as ``nn.LocalResponseNorm``, which divides
+    its ``alpha`` by ``size`` (a mean instead of a sum): hence ``alpha * size``."""
+    return nn.LocalResponseNorm(size, alpha=alpha * size, beta=beta, k=k)
 
 
 class PerGroup(nn.Module):

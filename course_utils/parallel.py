@@ -42,8 +42,9 @@ def _half(conv: nn.Conv2d, tower: int) -> nn.Conv2d:
 class TwoTowerAlexNet(nn.Module):
     """The grouped AlexNet ``model`` as two towers on ``devices`` (two devices, possibly equal).
 
-    ``self.stages`` is a list of ``"exchange"`` markers and ``nn.ModuleList`` pairs (one layer per
-    tower); an exchange gives each tower the maps of both, as the paper's GPUs did before conv3.
+    ``self.pairs`` holds one layer per tower for every layer of ``model.features``; before the
+    layers whose index is in ``self.exchanges`` each tower gets the maps of both, as the paper's
+    GPUs did before conv3.
     """
 
     def __init__(self, model: AlexNet, devices: list[torch.device] | None = None) -> None:
@@ -51,12 +52,12 @@ class TwoTowerAlexNet(nn.Module):
         self.devices = devices or tower_devices(2)
         if len(self.devices) != 2:
             raise ValueError(f"two towers need two devices; got {len(self.devices)}")
-        self.stages: list = []
+        self.exchanges: set[int] = set()
         self.pairs = nn.ModuleList()
-        for layer in model.features:
+        for index, layer in enumerate(model.features):
             if isinstance(layer, nn.Conv2d):
                 if layer.groups == 1 and layer.in_channels != 3:
-                    self.stages.append("exchange")
+                    self.exchanges.add(index)
                 elif layer.groups not in (1, 2):
                     raise ValueError(f"cannot split a convolution with groups={layer.groups}")
                 pair = [_half(layer, 0), _half(layer, 1)]
@@ -72,19 +73,17 @@ class TwoTowerAlexNet(nn.Module):
                 [pair[0].to(self.devices[0]), copy.deepcopy(pair[1]).to(self.devices[1])]
             )
             self.pairs.append(pair)
-            self.stages.append(pair)
         self.classifier = copy.deepcopy(model.classifier).to(self.devices[0])
         self.input_size = model.input_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d0, d1 = self.devices
         towers = [x.to(d0), x.to(d1)]
-        for stage in self.stages:
-            if isinstance(stage, str):  # exchange: each GPU receives the other's maps
+        for index, pair in enumerate(self.pairs):
+            if index in self.exchanges:  # each GPU receives the other's maps
                 towers = [
                     torch.cat([towers[0], towers[1].to(d0)], dim=1),
                     torch.cat([towers[0].to(d1), towers[1]], dim=1),
                 ]
-            else:
-                towers = [stage[0](towers[0]), stage[1](towers[1])]
+            towers = [pair[0](towers[0]), pair[1](towers[1])]
         return self.classifier(torch.cat([towers[0], towers[1].to(d0)], dim=1))

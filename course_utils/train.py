@@ -204,9 +204,15 @@ def train_or_load(
     if path.exists():
         return load_checkpoint(model, path), True
     train_fn(model)
+    save_checkpoint(model, path)
+    return model, False
+
+
+def save_checkpoint(model: nn.Module, path: Path) -> None:
+    """Write ``model``'s ``state_dict`` to ``path`` atomically, with ``path.sha256`` beside it."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".partial")
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
     path.with_suffix(path.suffix + ".sha256").write_text(f"{sha256(path)}  {path.name}\n")
-    return model, False

@@ -75,23 +75,17 @@ def train_source(out: Path, *, device=None, progress: bool = True) -> float:
         seed=recipe["seed"],
     )
     test = DeviceLoader(x_test, y_test, batch_size=500, shuffle=False, device=device)
-    out = Path(out)
-    if out.exists():
-        out.unlink()
-    train.train_or_load(
+    train.fit(
         model,
-        out,
-        lambda m: train.fit(
-            m,
-            loader,
-            epochs=recipe["epochs"],
-            lr=recipe["lr"],
-            scheduler="onecycle",
-            weight_decay=5e-4,
-            val=test,
-            progress=progress,
-        ),
+        loader,
+        epochs=recipe["epochs"],
+        lr=recipe["lr"],
+        scheduler="onecycle",
+        weight_decay=5e-4,
+        val=test,
+        progress=progress,
     )
+    train.save_checkpoint(model, out)
     return train.evaluate(model, test)[1]
 
 

@@ -19,8 +19,10 @@ LRN_CASES = [
 
 
 def torch_lrn(a: torch.Tensor, n: int, k: float, alpha: float, beta: float) -> torch.Tensor:
-    """The paper's LRN through ``nn.LocalResponseNorm``, which divides ``alpha`` by ``n``."""
-    return nn.LocalResponseNorm(n, alpha=alpha * n, beta=beta, k=k)(a)
+    """The paper's LRN of ``a`` (N, C, H, W) through ``models.paper_lrn``."""
+    from course_utils.models import paper_lrn
+
+    return paper_lrn(n, alpha=alpha, beta=beta, k=k)(a)
 
 
 @exercise("lrn", "local_response_norm")
