@@ -155,3 +155,43 @@ def test_alexnet_throughput_benchmark_runs_tiny(root):
         assert (
             result["train_gflop_per_image"] > 0 and result["mfu"] is None
         )  # no peak known for a CPU
+
+
+def test_alexnet_227_variants_benchmark_profiles_and_checks_each_rewrite(root):
+    script = str(root / "benchmarks" / "alexnet_227_variants.py")
+    run = subprocess.run(
+        [sys.executable, script, "--tiny"], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    names = [v["variant"] for v in figures["variants"]]
+    assert names == [
+        "paper",
+        "conv1_c4",
+        "conv1_c8",
+        "fused_lrn",
+        "split_groups",
+        "dense_groups",
+        "conv1_c4+fused_lrn",
+    ]
+    replaced = {v["variant"]: v["layers_replaced"] for v in figures["variants"]}
+    assert replaced == {
+        "paper": 0,
+        "conv1_c4": 1,
+        "conv1_c8": 1,
+        "fused_lrn": 2,
+        "split_groups": 3,
+        "dense_groups": 3,
+        "conv1_c4+fused_lrn": 3,
+    }
+    for variant in figures["variants"]:
+        assert variant["max_relative_difference"] < 1e-4 and variant["images_per_s"] > 0
+    ops = dict(figures["profile"]["top_ops"])
+    assert any("convolution" in op for op in ops) and 0.5 < sum(ops.values()) <= 1.0
+    wrong = subprocess.run(
+        [sys.executable, script, "--tiny", "--no-profile", "--variants", "paper,conv1_c3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert wrong.returncode != 0 and "unknown rewrite ['conv1_c3']" in wrong.stderr

@@ -1,0 +1,249 @@
+"""Where the 227x227 AlexNet's training step spends its time, and which formulations of the same
+network train faster: the diagnosis behind the MFU goal (>= 15% of the dense bf16 peak on an
+H100/H200), in one run.
+
+Prints one JSON line with
+- ``profile``: the operators with the largest share of self time (device time on a GPU) over a
+  few eager training steps of the paper network;
+- ``variants``: training images/s and MFU of the paper network and of rewrites that compute the
+  same function, each checked against the paper network first (``max_relative_difference``, in
+  float32 on the CPU, must be below 1e-4 or the run stops):
+  - ``conv1_c4`` / ``conv1_c8``: conv1's input and weight zero-padded from 3 to 4 or 8 channels
+    (NVIDIA's convolution guide: tensor-core kernels want channel counts divisible by 4 or 8);
+  - ``fused_lrn``: LRN written as one expression over shifted channel slices within each GPU's
+    half, returning the input's dtype, instead of ``nn.LocalResponseNorm`` (squares, padding, a 3D
+    average pooling and a float32 result) applied to each half and concatenated;
+  - ``split_groups``: each ``groups=2`` convolution as two ordinary convolutions, concatenated;
+  - ``dense_groups``: each as one ungrouped convolution with a block-diagonal weight (twice the
+    multiply-adds, but the kernels for ungrouped layers; MFU counts the paper's FLOPs only);
+  - ``+`` combines rewrites, e.g. ``conv1_c4+fused_lrn``.
+
+``--compile`` wraps each model in ``torch.compile`` (``--max-autotune`` lets inductor search
+kernels, which compiles for minutes); ``--tiny`` runs a quarter-width network for two steps on
+the CPU (used by the test suite).
+"""
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from alexnet_throughput import Synthetic, images_per_s, peak_tflops, train_flops_per_image
+
+from course_utils import models, train
+from course_utils.env import choose_device
+
+REWRITES = ("conv1_c4", "conv1_c8", "fused_lrn", "split_groups", "dense_groups")
+DEFAULT_VARIANTS = [
+    "paper",
+    "conv1_c4",
+    "conv1_c8",
+    "fused_lrn",
+    "split_groups",
+    "dense_groups",
+    "conv1_c4+fused_lrn",
+]
+
+
+class PaddedInputConv(nn.Module):
+    """``conv`` applied to its input zero-padded to ``channels`` channels, with its weight padded
+    to match: (N, C, H, W) -> the same output as ``conv``, gradients reach the original weight."""
+
+    def __init__(self, conv: nn.Conv2d, channels: int) -> None:
+        super().__init__()
+        self.conv, self.pad = conv, (0, 0, 0, 0, 0, channels - conv.in_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        weight = F.pad(c.weight, self.pad)
+        return F.conv2d(F.pad(x, self.pad), weight, c.bias, c.stride, c.padding, groups=c.groups)
+
+
+class SplitGroups(nn.Module):
+    """A ``groups=2`` convolution as two ordinary convolutions on the two halves of the channels,
+    concatenated: (N, C, H, W) -> the same output, through the kernels for ungrouped layers."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        halves = zip(x.chunk(2, dim=1), c.weight.chunk(2), c.bias.chunk(2), strict=True)
+        return torch.cat([F.conv2d(h, w, b, c.stride, c.padding) for h, w, b in halves], dim=1)
+
+
+class DenseGroups(nn.Module):
+    """A ``groups=2`` convolution as one ungrouped convolution whose weight is block-diagonal
+    (zeros between the halves): the same output for twice the multiply-adds, through the kernels
+    for ungrouped layers; MFU still counts only the grouped layer's FLOPs."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        first, second = c.weight.chunk(2)
+        zeros = torch.zeros_like(first)
+        weight = torch.cat([torch.cat([first, zeros], 1), torch.cat([zeros, second], 1)])
+        return F.conv2d(x, weight, c.bias, c.stride, c.padding)
+
+
+class FusedLRN(nn.Module):
+    """The paper's LRN, b = a / (k + alpha * sum of a^2 over ``size`` neighbouring channels of the
+    same group)^beta, as one expression: (N, C, H, W) -> (N, C, H, W) in the input's dtype."""
+
+    def __init__(self, lrn: nn.LocalResponseNorm, groups: int) -> None:
+        super().__init__()
+        self.size, self.beta, self.k, self.groups = lrn.size, lrn.beta, lrn.k, groups
+        self.alpha = lrn.alpha / lrn.size  # nn.LocalResponseNorm averages the window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        squares = x.float().square().unflatten(1, (self.groups, -1))
+        channels = squares.shape[2]
+        padded = F.pad(squares, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))
+        window = sum(padded[:, :, i : i + channels] for i in range(self.size)).flatten(1, 2)
+        return (x * (self.k + self.alpha * window).pow(-self.beta)).to(x.dtype)
+
+
+def rewrites(variant: str) -> list[str]:
+    """The rewrites named in ``variant`` ("paper" for none, or "a+b"); exits on an unknown one."""
+    names = [] if variant == "paper" else variant.split("+")
+    unknown = set(names) - set(REWRITES)
+    if unknown:
+        raise SystemExit(f"unknown rewrite {sorted(unknown)}; choose from paper, {REWRITES}")
+    return names
+
+
+def rewrite(model: models.AlexNet, variant: str) -> tuple[models.AlexNet, int]:
+    """A copy of ``model`` with the rewrites named in ``variant`` ("paper" or "a+b"), and how many
+    layers they replaced."""
+    model = copy.deepcopy(model)
+    replaced = 0
+    for name in rewrites(variant):
+        for i, layer in enumerate(model.features):
+            new = None
+            if name.startswith("conv1_c") and i == 0:
+                new = PaddedInputConv(layer, int(name.removeprefix("conv1_c")))
+            elif name.endswith("_groups") and isinstance(layer, nn.Conv2d) and layer.groups == 2:
+                new = SplitGroups(layer) if name == "split_groups" else DenseGroups(layer)
+            elif name == "fused_lrn" and isinstance(layer, models.PerGroup):
+                new = FusedLRN(layer.module, layer.groups)
+            elif name == "fused_lrn" and isinstance(layer, nn.LocalResponseNorm):
+                new = FusedLRN(layer, 1)
+            if new is not None:
+                model.features[i], replaced = new, replaced + 1
+    return model, replaced
+
+
+def max_relative_difference(model: nn.Module, other: nn.Module) -> float:
+    """Largest |difference| of the two models' logits over the largest |logit|, float32, CPU."""
+    x = 255 * torch.rand(2, 3, 227, 227, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = model.cpu().eval()(x), other.cpu().eval()(x)
+    return ((a - b).abs().max() / a.abs().max()).item()
+
+
+def profile(model: nn.Module, batch: Synthetic, device: torch.device, top: int) -> dict:
+    """Shares of self time per operator over ``batch.steps`` training steps (after a warm-up)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    train.fit(model, batch, epochs=1, lr=1e-4, progress=False)
+    gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with torch_profile(activities=activities) as prof:
+        train.fit(model, batch, epochs=1, lr=1e-4, progress=False)
+    field = "self_device_time_total" if gpu else "self_cpu_time_total"
+    times = [(event.key, getattr(event, field)) for event in prof.key_averages()]
+    total = sum(t for _, t in times) or 1.0
+    times.sort(key=lambda item: -item[1])
+    return {
+        "time": "device" if gpu else "cpu",
+        "step_ms": round(total / 1000 / batch.steps, 2),
+        "top_ops": [[key, round(t / total, 4)] for key, t in times[:top] if t > 0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="quarter width, CPU, two steps")
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+    parser.add_argument("--compile", action="store_true", help="wrap the models in torch.compile")
+    parser.add_argument("--max-autotune", action="store_true", help="inductor's kernel search")
+    parser.add_argument("--batch", type=int, default=None, help="default 512 on a GPU")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    args = parser.parse_args()
+    names = args.variants.split(",")
+    for name in names:
+        rewrites(name)
+    device = torch.device("cpu") if args.tiny else choose_device()
+    gpu = device.type == "cuda"
+    torch.backends.cudnn.benchmark = True
+    if args.max_autotune:
+        import torch._inductor.config as inductor
+
+        inductor.max_autotune = True
+    peak = args.peak_tflops or peak_tflops(device)
+    batch = args.batch or (512 if gpu else 4 if not args.tiny else 2)
+    steps = args.steps or (30 if gpu else 2)
+    width = 0.25 if args.tiny else 1.0
+
+    torch.manual_seed(0)
+    paper = models.AlexNet(num_classes=1000, width=width)
+    flops = train_flops_per_image(lambda: models.AlexNet(num_classes=1000, width=width), 227)
+    x = torch.rand(batch, 3, 227, 227, device=device)
+    y = torch.randint(0, 1000, (batch,), device=device)
+    report = None
+    if not args.no_profile:
+        report = profile(copy.deepcopy(paper).to(device), Synthetic(x, y, 3), device, top=15)
+    variants = []
+    for name in names:
+        model, replaced = rewrite(paper, name)
+        difference = max_relative_difference(paper, model)
+        if difference > 1e-4:
+            raise SystemExit(f"{name} does not compute the paper network: {difference:.2e} apart")
+        start = time.perf_counter()
+        speed = images_per_s(model.to(device), Synthetic(x, y, steps), steps, args.compile)
+        variants.append(
+            {
+                "variant": name,
+                "layers_replaced": replaced,
+                "max_relative_difference": float(f"{difference:.2e}"),
+                "images_per_s": round(speed),
+                "mfu": round(flops * speed / (peak * 1e12), 4) if peak else None,
+                "seconds_with_compilation": round(time.perf_counter() - start, 1),
+            }
+        )
+    dtype, _ = train.precision(device)
+    print(
+        json.dumps(
+            {
+                "benchmark": "alexnet_227_variants",
+                "device": torch.cuda.get_device_name(device)
+                if gpu
+                else f"cpu ({torch.get_num_threads()} threads)",
+                "torch": torch.__version__,
+                "precision": str(dtype).replace("torch.", "") if dtype else "float32",
+                "compile": args.compile,
+                "max_autotune": args.max_autotune,
+                "tiny": args.tiny,
+                "batch": batch,
+                "steps": steps,
+                "peak_tflops": peak,
+                "train_gflop_per_image": round(flops / 1e9, 3),
+                "profile": report,
+                "variants": variants,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
