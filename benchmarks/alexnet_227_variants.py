@@ -3,8 +3,8 @@ network train faster: the diagnosis behind the MFU goal (>= 15% of the dense bf1
 H100/H200), in one run.
 
 Prints one JSON line with
-- ``profile``: the operators with the largest share of self time (device time on a GPU) over a
-  few eager training steps of the paper network;
+- ``profile``: the operators (and, on a GPU, the kernels) with the largest share of self time
+  (device time on a GPU) over a few eager training steps of the paper network;
 - ``variants``: training images/s and MFU of the paper network and of rewrites that compute the
   same function, each checked against the paper network first (``max_relative_difference``, in
   float32 on the CPU, must be below 1e-4 or the run stops):
@@ -18,9 +18,9 @@ Prints one JSON line with
     multiply-adds, but the kernels for ungrouped layers; MFU counts the paper's FLOPs only);
   - ``+`` combines rewrites, e.g. ``conv1_c4+fused_lrn``.
 
-``--compile`` wraps each model in ``torch.compile`` (``--max-autotune`` lets inductor search
-kernels, which compiles for minutes); ``--tiny`` runs a quarter-width network for two steps on
-the CPU (used by the test suite).
+``--nchw`` keeps the contiguous layout instead of ``channels_last``; ``--compile`` wraps each
+model in ``torch.compile`` (``--max-autotune`` lets inductor search kernels, which compiles for
+minutes); ``--tiny`` runs a quarter-width network for two steps on the CPU (used by the tests).
 """
 
 import argparse
@@ -148,24 +148,36 @@ def max_relative_difference(model: nn.Module, other: nn.Module) -> float:
     return ((a - b).abs().max() / a.abs().max()).item()
 
 
-def profile(model: nn.Module, batch: Synthetic, device: torch.device, top: int) -> dict:
+def profile(model: nn.Module, batch: Synthetic, channels_last: bool, top: int) -> dict:
     """Shares of self time per operator over ``batch.steps`` training steps (after a warm-up)."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    train.fit(model, batch, epochs=1, lr=1e-4, progress=False)
-    gpu = device.type == "cuda"
+    options = dict(epochs=1, lr=1e-4, channels_last=channels_last, progress=False)
+    train.fit(model, batch, **options)
+    gpu = next(model.parameters()).is_cuda
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     with torch_profile(activities=activities) as prof:
-        train.fit(model, batch, epochs=1, lr=1e-4, progress=False)
-    field = "self_device_time_total" if gpu else "self_cpu_time_total"
-    times = [(event.key, getattr(event, field)) for event in prof.key_averages()]
-    total = sum(t for _, t in times) or 1.0
-    times.sort(key=lambda item: -item[1])
+        train.fit(model, batch, **options)
+    CUDA = DeviceType.CUDA
+    events = prof.key_averages()
+    if gpu:  # kernels carry the device time; each operator's self share is that of its kernels
+        kernels = [(e.key, e.self_device_time_total) for e in events if e.device_type == CUDA]
+        ops = [(e.key, e.self_device_time_total) for e in events if e.device_type != CUDA]
+    else:
+        kernels, ops = [], [(e.key, e.self_cpu_time_total) for e in events]
+    total = sum(t for _, t in kernels or ops) or 1.0
+
+    def shares(times, width=None):
+        ranked = sorted(times, key=lambda item: -item[1])[:top]
+        return [[key[:width], round(t / total, 4)] for key, t in ranked if t > 0]
+
     return {
         "time": "device" if gpu else "cpu",
         "step_ms": round(total / 1000 / batch.steps, 2),
-        "top_ops": [[key, round(t / total, 4)] for key, t in times[:top] if t > 0],
+        "top_ops": shares(ops),
+        "top_kernels": shares(kernels, width=120),
     }
 
 
@@ -178,6 +190,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default 512 on a GPU")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--nchw", action="store_true", help="keep the contiguous layout instead of channels_last"
+    )
     parser.add_argument("--peak-tflops", type=float, default=None)
     args = parser.parse_args()
     names = args.variants.split(",")
@@ -194,6 +209,7 @@ def main() -> None:
     batch = args.batch or (512 if gpu else 4 if not args.tiny else 2)
     steps = args.steps or (30 if gpu else 2)
     width = 0.25 if args.tiny else 1.0
+    channels_last = gpu and not args.nchw
 
     torch.manual_seed(0)
     paper = models.AlexNet(num_classes=1000, width=width)
@@ -202,7 +218,7 @@ def main() -> None:
     y = torch.randint(0, 1000, (batch,), device=device)
     report = None
     if not args.no_profile:
-        report = profile(copy.deepcopy(paper).to(device), Synthetic(x, y, 3), device, top=15)
+        report = profile(copy.deepcopy(paper).to(device), Synthetic(x, y, 3), channels_last, 15)
     variants = []
     for name in names:
         model, replaced = rewrite(paper, name)
@@ -210,7 +226,9 @@ def main() -> None:
         if difference > 1e-4:
             raise SystemExit(f"{name} does not compute the paper network: {difference:.2e} apart")
         start = time.perf_counter()
-        speed = images_per_s(model.to(device), Synthetic(x, y, steps), steps, args.compile)
+        speed = images_per_s(
+            model.to(device), Synthetic(x, y, steps), steps, args.compile, channels_last
+        )
         variants.append(
             {
                 "variant": name,
@@ -231,6 +249,7 @@ def main() -> None:
                 else f"cpu ({torch.get_num_threads()} threads)",
                 "torch": torch.__version__,
                 "precision": str(dtype).replace("torch.", "") if dtype else "float32",
+                "channels_last": channels_last,
                 "compile": args.compile,
                 "max_autotune": args.max_autotune,
                 "tiny": args.tiny,

@@ -56,13 +56,14 @@ def train_flops_per_image(model_fn, size: int) -> float:
     return counter.get_total_flops() / 2
 
 
-def images_per_s(model, batches, steps: int, compile: bool) -> float:
+def images_per_s(model, batches, steps: int, compile: bool, channels_last=None) -> float:
     """Images per second of ``train.fit`` over ``steps`` batches (after a warm-up epoch); ``fit``
     reads its metrics with ``.item()`` at the end of the epoch, which waits for the GPU."""
+    options = dict(epochs=1, lr=1e-4, compile=compile, channels_last=channels_last, progress=False)
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        train.fit(model, batches, epochs=1, lr=1e-4, compile=compile, progress=False)
+        train.fit(model, batches, **options)
         start = time.perf_counter()
-        train.fit(model, batches, epochs=1, lr=1e-4, compile=compile, progress=False)
+        train.fit(model, batches, **options)
         seconds = time.perf_counter() - start
     return steps * batches.batch_size / seconds
 
