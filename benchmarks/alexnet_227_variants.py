@@ -206,7 +206,7 @@ def main() -> None:
 
         inductor.max_autotune = True
     peak = args.peak_tflops or peak_tflops(device)
-    batch = args.batch or (512 if gpu else 4 if not args.tiny else 2)
+    batch = args.batch or (512 if gpu else 2 if args.tiny else 4)
     steps = args.steps or (30 if gpu else 2)
     width = 0.25 if args.tiny else 1.0
     channels_last = gpu and not args.nchw
@@ -218,7 +218,10 @@ def main() -> None:
     y = torch.randint(0, 1000, (batch,), device=device)
     report = None
     if not args.no_profile:
-        report = profile(copy.deepcopy(paper).to(device), Synthetic(x, y, 3), channels_last, 15)
+        try:
+            report = profile(copy.deepcopy(paper).to(device), Synthetic(x, y, 3), channels_last, 15)
+        except Exception as exc:  # the timings below still come: device time is scarce
+            report = {"error": f"{type(exc).__name__}: {exc}"}
     variants = []
     for name in names:
         model, replaced = rewrite(paper, name)
