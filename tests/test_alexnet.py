@@ -191,6 +191,7 @@ def test_the_variant_check_catches_a_rewrite_that_changes_the_network(root, monk
     monkeypatch.syspath_prepend(str(root / "benchmarks"))
     import alexnet_227_variants as variants
 
+    torch.manual_seed(0)
     paper = models.AlexNet(num_classes=1000, width=0.25)
     lrn, _ = variants.rewrite(paper, "fused_lrn")
     assert variants.max_relative_difference(paper, lrn) < 1e-5
@@ -198,5 +199,5 @@ def test_the_variant_check_catches_a_rewrite_that_changes_the_network(root, monk
     assert variants.max_relative_difference(paper, lrn) > 1e-2
     dense, _ = variants.rewrite(paper, "dense_groups")
     with torch.no_grad():
-        dense.features[4].conv.weight[0, 0, 0, 0] += 0.05
-    assert variants.max_relative_difference(paper, dense) > 1e-4
+        dense.features[4].conv.weight[:8] *= 1.5  # eight of conv2's kernels changed
+    assert variants.max_relative_difference(paper, dense) > 1e-3
