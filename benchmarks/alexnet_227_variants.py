@@ -31,7 +31,14 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from alexnet_throughput import Synthetic, images_per_s, peak_tflops, train_flops_per_image
+from alexnet_throughput import (
+    Synthetic,
+    device_facts,
+    images_per_s,
+    mfu,
+    peak_tflops,
+    train_flops_per_image,
+)
 
 from course_utils import models, train
 from course_utils.env import choose_device
@@ -238,20 +245,16 @@ def main() -> None:
                 "layers_replaced": replaced,
                 "max_relative_difference": float(f"{difference:.2e}"),
                 "images_per_s": round(speed),
-                "mfu": round(flops * speed / (peak * 1e12), 4) if peak else None,
+                "mfu": mfu(flops, speed, peak),
                 "seconds_with_compilation": round(time.perf_counter() - start, 1),
             }
         )
-    dtype, _ = train.precision(device)
     print(
         json.dumps(
             {
                 "benchmark": "alexnet_227_variants",
-                "device": torch.cuda.get_device_name(device)
-                if gpu
-                else f"cpu ({torch.get_num_threads()} threads)",
+                **device_facts(device),
                 "torch": torch.__version__,
-                "precision": str(dtype).replace("torch.", "") if dtype else "float32",
                 "channels_last": channels_last,
                 "compile": args.compile,
                 "max_autotune": args.max_autotune,

@@ -47,6 +47,22 @@ def peak_tflops(device: torch.device) -> float | None:
     return next((peak for key, peak in PEAK_TFLOPS if key in name), None)
 
 
+def device_facts(device: torch.device) -> dict:
+    """The device's name and the training precision ``fit`` uses on it, for the JSON line."""
+    dtype, _ = train.precision(device)
+    return {
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "precision": str(dtype).replace("torch.", "") if dtype else "float32",
+    }
+
+
+def mfu(flops_per_image: float, images_per_second: float, peak: float | None) -> float | None:
+    """Achieved FLOP/s over the peak (TFLOP/s); None where the peak is unknown."""
+    return round(flops_per_image * images_per_second / (peak * 1e12), 4) if peak else None
+
+
 def train_flops_per_image(model_fn, size: int) -> float:
     """FLOPs of one forward and backward pass per image, counted on the CPU."""
     model = model_fn()
@@ -100,7 +116,7 @@ def measure(name, model_fn, size, batch, steps, device, compile, peak) -> dict:
         "feed_overhead": round(1 - pipeline / synthetic, 4),
         "train_gflop_per_image": round(flops / 1e9, 3),
         "achieved_tflops": round(flops * synthetic / 1e12, 2),
-        "mfu": round(flops * synthetic / (peak * 1e12), 4) if peak else None,
+        "mfu": mfu(flops, synthetic, peak),
     }
 
 
@@ -152,15 +168,11 @@ def main() -> None:
         measure(name, fn, size, batch, steps, device, args.compile, peak)
         for name, size, fn, batch in configs
     ]
-    dtype, _ = train.precision(device)
     print(
         json.dumps(
             {
                 "benchmark": "alexnet_throughput",
-                "device": torch.cuda.get_device_name(device)
-                if gpu
-                else f"cpu ({torch.get_num_threads()} threads)",
-                "precision": str(dtype).replace("torch.", "") if dtype else "float32",
+                **device_facts(device),
                 "channels_last": gpu,
                 "compile": args.compile,
                 "grouped": grouped,
