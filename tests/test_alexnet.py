@@ -169,6 +169,7 @@ def test_alexnet_227_variants_benchmark_profiles_and_checks_each_rewrite(root):
         "paper": 0,
         "conv1_c4": 1,
         "conv1_c8": 1,
+        "conv1_s2d": 1,
         "fused_lrn": 2,
         "split_groups": 3,
         "dense_groups": 3,
@@ -178,6 +179,17 @@ def test_alexnet_227_variants_benchmark_profiles_and_checks_each_rewrite(root):
         assert variant["max_relative_difference"] < 1e-4 and variant["images_per_s"] > 0
     ops = dict(figures["profile"]["top_ops"])
     assert any("convolution" in op for op in ops) and 0.5 < sum(ops.values()) <= 1.0
+    budget = subprocess.run(
+        [sys.executable, script, "--tiny", "--no-profile", "--variants", "paper,conv1_s2d"]
+        + ["--budget-s", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert budget.returncode == 0, budget.stderr[-2000:]
+    cut = json.loads(budget.stdout.strip().splitlines()[-1])
+    assert [v["variant"] for v in cut["variants"]] == ["paper"]
+    assert cut["skipped_over_budget"] == ["conv1_s2d"] and cut["profile"] is None
     wrong = subprocess.run(
         [sys.executable, script, "--tiny", "--no-profile", "--variants", "paper,conv1_c3"],
         capture_output=True,
@@ -201,3 +213,24 @@ def test_the_variant_check_catches_a_rewrite_that_changes_the_network(root, monk
     with torch.no_grad():
         dense.features[4].conv.weight[:8] *= 1.5  # eight of conv2's kernels changed
     assert variants.max_relative_difference(paper, dense) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, size", [(11, 4, 0, 227), (7, 2, 3, 224), (5, 3, 1, 31), (4, 4, 0, 35)]
+)
+def test_space_to_depth_computes_the_strided_convolution(
+    root, monkeypatch, kernel, stride, padding, size
+):
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))
+    import alexnet_227_variants as variants
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, kernel, stride, padding)
+    x = torch.randn(2, 3, size, size + 3)  # odd sizes: blocks past the last output are cropped
+    with torch.no_grad():
+        expected = conv(x)
+        assert torch.allclose(variants.SpaceToDepthConv(conv)(x), expected, atol=1e-5)
+        conv.weight[:, :, -1, -1] += 1  # the last tap must be used, not cut off
+        assert not torch.allclose(variants.SpaceToDepthConv(conv)(x), expected, atol=1e-3)
+    with pytest.raises(ValueError, match="space-to-depth needs"):
+        variants.SpaceToDepthConv(nn.Conv2d(4, 8, 3, 2, groups=2))
