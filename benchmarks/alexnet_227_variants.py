@@ -104,6 +104,8 @@ class SpaceToDepthConv(nn.Module):
         pad = taps * s - c.kernel_size[0]
         w = F.pad(c.weight, (0, pad, 0, pad)).unflatten(2, (taps, s)).unflatten(4, (taps, s))
         w = w.permute(0, 1, 3, 5, 2, 4).flatten(1, 3)  # out, C*s*s, taps, taps
+        if c.weight.is_contiguous(memory_format=torch.channels_last):  # keep the model's layout
+            x, w = (t.contiguous(memory_format=torch.channels_last) for t in (x, w))
         return F.conv2d(x, w, c.bias)
 
 

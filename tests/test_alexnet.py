@@ -230,6 +230,10 @@ def test_space_to_depth_computes_the_strided_convolution(
     with torch.no_grad():
         expected = conv(x)
         assert torch.allclose(variants.SpaceToDepthConv(conv)(x), expected, atol=1e-5)
+        conv.to(memory_format=torch.channels_last)  # a channels_last model gets a channels_last map
+        out = variants.SpaceToDepthConv(conv)(x)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(out, expected, atol=1e-5)
         conv.weight[:, :, -1, -1] += 1  # the last tap must be used, not cut off
         assert not torch.allclose(variants.SpaceToDepthConv(conv)(x), expected, atol=1e-3)
     with pytest.raises(ValueError, match="space-to-depth needs"):
