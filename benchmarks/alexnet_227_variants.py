@@ -32,6 +32,7 @@ steps on the CPU (used by the tests).
 import argparse
 import copy
 import json
+import math
 import time
 
 import torch
@@ -80,33 +81,40 @@ class SpaceToDepthConv(nn.Module):
     """A strided convolution as a stride-1 one on a space-to-depth input: (N, C, H, W) is cut into
     s x s blocks, each block's pixels become channels, (N, C*s*s, H/s, W/s), and the k x k kernel,
     zero-padded to a multiple of s, is cut the same way into ceil(k/s)^2 taps of C*s*s channels.
-    The same output as ``conv`` (stride s, no dilation or groups) for a few more multiply-adds
+    The same output as ``conv`` (square, stride s, no dilation or groups) for a few more multiply-adds
     (conv1: 3 -> 48 input channels, 11x11/4 -> 3x3/1), in the shape tensor cores are built for."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
-        (self.s, _), (k, _), (self.p, _) = conv.stride, conv.kernel_size, conv.padding
-        if conv.groups != 1 or conv.dilation != (1, 1) or len(set(conv.stride)) != 1:
-            raise ValueError("space-to-depth needs a square stride, no dilation and no groups")
-        self.conv, self.taps = conv, -(-k // self.s)
+        square = all(len(set(pair)) == 1 for pair in (conv.stride, conv.kernel_size, conv.padding))
+        if conv.groups != 1 or conv.dilation != (1, 1) or not square:
+            raise ValueError(
+                "space-to-depth needs a square kernel, stride and padding, no dilation, no groups"
+            )
+        self.conv = conv
+        (self.k, _), (self.s, _), (self.p, _) = conv.kernel_size, conv.stride, conv.padding
+        self.taps = math.ceil(self.k / self.s)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c, s, taps = self.conv, self.s, self.taps
-        n, channels, height, width = x.shape
-        out_h = (height + 2 * self.p - c.kernel_size[0]) // s + 1
-        out_w = (width + 2 * self.p - c.kernel_size[1]) // s + 1
-        blocks_h, blocks_w = out_h + taps - 1, out_w + taps - 1
-        x = F.pad(
-            x, (self.p, blocks_w * s - width - self.p, self.p, blocks_h * s - height - self.p)
-        )
+        k, s, p, taps = self.k, self.s, self.p, self.taps
+        height, width = x.shape[2:]
+        blocks_h = (height + 2 * p - k) // s + taps  # output rows + the taps past the last one
+        blocks_w = (width + 2 * p - k) // s + taps
+        x = F.pad(x, (p, blocks_w * s - width - p, p, blocks_h * s - height - p))
         x = x.unflatten(2, (blocks_h, s)).unflatten(4, (blocks_w, s))  # N, C, bh, s, bw, s
         x = x.permute(0, 1, 3, 5, 2, 4).flatten(1, 3)  # N, C*s*s, bh, bw
-        pad = taps * s - c.kernel_size[0]
-        w = F.pad(c.weight, (0, pad, 0, pad)).unflatten(2, (taps, s)).unflatten(4, (taps, s))
+        pad = taps * s - k
+        w = (
+            F.pad(self.conv.weight, (0, pad, 0, pad))
+            .unflatten(2, (taps, s))
+            .unflatten(4, (taps, s))
+        )
         w = w.permute(0, 1, 3, 5, 2, 4).flatten(1, 3)  # out, C*s*s, taps, taps
-        if c.weight.is_contiguous(memory_format=torch.channels_last):  # keep the model's layout
-            x, w = (t.contiguous(memory_format=torch.channels_last) for t in (x, w))
-        return F.conv2d(x, w, c.bias)
+        if self.conv.weight.is_contiguous(memory_format=torch.channels_last):
+            x, w = (
+                t.contiguous(memory_format=torch.channels_last) for t in (x, w)
+            )  # model's layout
+        return F.conv2d(x, w, self.conv.bias)
 
 
 class SplitGroups(nn.Module):
