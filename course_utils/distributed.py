@@ -91,7 +91,7 @@ def gradient_check(path: str, rank: int, world: int, device: torch.device) -> No
     if rank == 0:
         grads = {name: p.grad.detach().cpu() for name, p in model.named_parameters()}
         torch.save({"world_size": world, "initial": initial, "grads": grads, "x": x, "y": y}, path)
-        print(f"saved the all-reduced gradients of {len(grads)} tensors to {path}")
+        print(f"saved the all-reduced gradients of {len(grads)} tensors to {path}", flush=True)
 
 
 def train(args, rank: int, world: int, device: torch.device) -> dict:
@@ -181,9 +181,19 @@ def main(argv: list[str] | None = None) -> None:
                 if args.summary:
                     with open(args.summary, "w") as handle:
                         json.dump(summary, handle)
+        # Leave together: a rank that tears its connections down while its peer is still
+        # finishing a collective or writing results can take the whole job down with it.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
+    # Once a DDP model has been built, the gloo process group and its threads outlive
+    # destroy_process_group, and a rank can then abort while the interpreter shuts down
+    # ("terminate called without an active exception", about one run in 200 on 2 CPU cores).
+    # Everything is written and flushed by now: leave without the C++ destructors.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -88,7 +88,8 @@ def test_two_towers_compute_the_grouped_network(size, capsys):
 
 
 def torchrun(*args, timeout=120):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the fault handler prints a rank's Python stack if it dies of a signal
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     return subprocess.run(
         [*command, "-m", "course_utils.distributed", *args],
@@ -99,10 +100,16 @@ def torchrun(*args, timeout=120):
     )
 
 
+def ranks_output(run: subprocess.CompletedProcess) -> str:
+    """What the ranks printed: stdout, and stderr before torchrun's own failure report."""
+    stderr = run.stderr.split('Traceback (most recent call last):\n  File "<frozen runpy>"')[0]
+    return f"stdout:\n{run.stdout[-1500:]}\nstderr:\n{stderr[-3000:]}"
+
+
 def test_ddp_trains_with_two_cpu_processes(tmp_path):
     """The script's default run (2 epochs of 2,000 images) learns: well above chance (10 %)."""
     run = torchrun("--summary", str(tmp_path / "summary.json"))
-    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.returncode == 0, ranks_output(run)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["images"] == 2000 and summary["epochs"] == 2
     assert "2 processes, backend gloo" in run.stdout and "epoch 2:" in run.stdout
@@ -111,7 +118,7 @@ def test_ddp_trains_with_two_cpu_processes(tmp_path):
 
 def test_ddp_gradients_equal_the_whole_batch_gradient(tmp_path):
     run = torchrun("--check-gradients", str(tmp_path / "grads.pt"))
-    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.returncode == 0, ranks_output(run)
     saved = torch.load(tmp_path / "grads.pt", weights_only=True)
     single = distributed.small_alexnet(dropout=0.0)
     single.load_state_dict(saved["initial"])
