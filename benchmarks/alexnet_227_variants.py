@@ -101,19 +101,13 @@ class SpaceToDepthConv(nn.Module):
         blocks_h = (height + 2 * p - k) // s + taps  # output rows + the taps past the last one
         blocks_w = (width + 2 * p - k) // s + taps
         x = F.pad(x, (p, blocks_w * s - width - p, p, blocks_h * s - height - p))
-        x = x.unflatten(2, (blocks_h, s)).unflatten(4, (blocks_w, s))  # N, C, bh, s, bw, s
-        x = x.permute(0, 1, 3, 5, 2, 4).flatten(1, 3)  # N, C*s*s, bh, bw
+        x = F.pixel_unshuffle(x, s)  # N, C*s*s, blocks_h, blocks_w: channels (c, row, column)
         pad = taps * s - k
-        w = (
-            F.pad(self.conv.weight, (0, pad, 0, pad))
-            .unflatten(2, (taps, s))
-            .unflatten(4, (taps, s))
-        )
-        w = w.permute(0, 1, 3, 5, 2, 4).flatten(1, 3)  # out, C*s*s, taps, taps
-        if self.conv.weight.is_contiguous(memory_format=torch.channels_last):
-            x, w = (
-                t.contiguous(memory_format=torch.channels_last) for t in (x, w)
-            )  # model's layout
+        w = F.pad(self.conv.weight, (0, pad, 0, pad))
+        w = F.pixel_unshuffle(w, s)  # out, C*s*s, taps, taps: cut the same way
+        if self.conv.weight.is_contiguous(memory_format=torch.channels_last):  # the model's layout
+            x = x.contiguous(memory_format=torch.channels_last)
+            w = w.contiguous(memory_format=torch.channels_last)
         return F.conv2d(x, w, self.conv.bias)
 
 
