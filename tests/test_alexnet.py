@@ -1,5 +1,6 @@
 """AlexNet (paper and CIFAR-sized), the two-tower split, DDP under torchrun, the throughput benchmark."""
 
+import functools
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from course_utils import distributed, models, parallel
 
@@ -162,6 +164,28 @@ def test_alexnet_throughput_benchmark_runs_tiny(root):
         assert (
             result["train_gflop_per_image"] > 0 and result["mfu"] is None
         )  # no peak known for a CPU
+
+
+def test_training_flops_count_each_gradient_of_a_grouped_convolution_once(root, monkeypatch):
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))
+    import alexnet_throughput
+
+    side = 8
+    convs = [nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 8, 3, padding=1, groups=2)]
+    net = lambda: nn.Sequential(*convs, nn.Flatten(), nn.Linear(8 * side * side, 10))  # noqa: E731
+    macs = [side * side * 6 * 3 * 9, side * side * 8 * 3 * 9, 8 * side * side * 10]
+    # the input needs no gradient, so conv1 runs twice (forward, weight gradient); the
+    # grouped conv2 and the linear layer run three times (forward, input and weight gradients)
+    expected = 2 * (2 * macs[0] + 3 * macs[1] + 3 * macs[2])
+    assert alexnet_throughput.train_flops_per_image(net, side) == expected
+    conv1 = 2 * 55 * 55 * 96 * 11 * 11 * 3  # the one layer whose input gradient is not needed
+    for grouped in (True, False):
+        alexnet = functools.partial(models.AlexNet, num_classes=1000, grouped=grouped)
+        model = alexnet()
+        with FlopCounterMode(display=False) as forward:
+            model(torch.randn(1, 3, 227, 227))
+        train = alexnet_throughput.train_flops_per_image(alexnet, 227)
+        assert train == 3 * forward.get_total_flops() - conv1
 
 
 def test_alexnet_227_variants_benchmark_profiles_and_checks_each_rewrite(root):
