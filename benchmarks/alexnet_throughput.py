@@ -30,6 +30,8 @@ from course_utils.loader import DeviceLoader
 #: Dense bf16 (fp16 where bf16 is missing) tensor-core peaks in TFLOP/s, from the vendor data sheets.
 PEAK_TFLOPS = [
     ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H200 NVL", 835.0),
     ("H100", 989.4),
     ("H200", 989.4),
     ("GH200", 989.4),

@@ -166,6 +166,28 @@ def test_alexnet_throughput_benchmark_runs_tiny(root):
         )  # no peak known for a CPU
 
 
+@pytest.mark.parametrize(
+    "name, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 989.4),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H100 NVL", 835.0),
+        ("NVIDIA H200", 989.4),
+        ("NVIDIA H200 NVL", 835.0),
+        ("NVIDIA GH200 480GB", 989.4),
+        ("Tesla T4", 65.0),
+        ("NVIDIA GeForce RTX 3060", None),
+    ],
+)
+def test_the_peak_table_picks_the_most_specific_gpu_name(root, monkeypatch, name, peak):
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))
+    import alexnet_throughput
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: name)
+    assert alexnet_throughput.peak_tflops(torch.device("cuda")) == peak
+    assert alexnet_throughput.peak_tflops(torch.device("cpu")) is None
+
+
 def test_training_flops_count_each_gradient_of_a_grouped_convolution_once(root, monkeypatch):
     monkeypatch.syspath_prepend(str(root / "benchmarks"))
     import alexnet_throughput
