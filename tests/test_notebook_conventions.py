@@ -82,6 +82,8 @@ def test_outputs_stripped_except_checked_cells(nb):
             assert cell.execution_count is None, (
                 f"cell {i}: execution count not stripped; run `make strip`"
             )
+        assert "execution" not in cell.metadata, f"cell {i}: execution timestamps; run `make strip`"
+    assert "widgets" not in nb.metadata, "saved widget state; run `make strip`"
 
 
 def test_strip_is_idempotent(nb):
