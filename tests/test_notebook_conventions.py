@@ -127,3 +127,23 @@ def test_exercise_ids_are_unique_and_all_used():
 def test_notebook_01_has_three_graded_exercises():
     nb = nbformat.read(PATHS[0], as_version=4)
     assert len(notebooks.exercises(nb)) >= 3
+
+
+def test_next_section_names_the_following_notebook_by_its_title():
+    titles = {path.name[:2]: notebooks.title(nbformat.read(path, as_version=4)) for path in PATHS}
+    for path in PATHS:
+        nb = nbformat.read(path, as_version=4)
+        text = next(
+            notebooks.source(c) for c in nb.cells if "## Next" in notebooks.source(c)
+        ).split("## Next", 1)[1]
+        named = re.search(r"\*\*(\d\d) · ([^*]+)\*\*", text)
+        wanted = f"{int(path.name[:2]) + 1:02d}"
+        assert named and named[1] == wanted, f"{path.name}: '## Next' should name {wanted}"
+        if wanted in titles:
+            assert f"{named[1]} · {named[2]}" == titles[wanted], (
+                f"{path.name}: '## Next' says {named[2]!r}; notebook {wanted} is {titles[wanted]!r}"
+            )
+        else:
+            assert "not in this release yet" in text, (
+                f"{path.name}: notebook {wanted} does not exist; say it is not in this release yet"
+            )
