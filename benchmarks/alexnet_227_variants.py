@@ -25,7 +25,8 @@ Prints one JSON line with
 ``--nchw`` keeps the contiguous layout instead of ``channels_last``; ``--compile`` wraps each
 model in ``torch.compile`` (``--max-autotune`` lets inductor search kernels, which compiles for
 minutes); ``--budget-s`` starts no variant after that many seconds, so that one run fits a
-device's time limit and still prints its line; ``--tiny`` runs a quarter-width network for two
+device's time limit and still prints its line (each variant's figures and the profile also go to
+stderr as soon as they are measured, so a run killed at the limit keeps them); ``--tiny`` runs a quarter-width network for two
 steps on the CPU (used by the tests).
 """
 
@@ -33,6 +34,7 @@ import argparse
 import copy
 import json
 import math
+import sys
 import time
 
 import torch
@@ -280,6 +282,9 @@ def main() -> None:
     y = torch.randint(0, 1000, (batch,), device=device)
     report, variants, skipped = None, [], []
 
+    def progress(what: str, figures) -> None:  # survives a run killed at the device's limit
+        print(f"{what}: {json.dumps(figures)}", file=sys.stderr, flush=True)
+
     def profile_or_error(model: nn.Module) -> dict:  # an error still lets the timings come
         try:
             return profile(model, Synthetic(x, y, 3), channels_last, args.compile, 15)
@@ -288,6 +293,7 @@ def main() -> None:
 
     if not args.no_profile and "paper" not in names:
         report = profile_or_error(copy.deepcopy(paper).to(device))
+        progress("profile", report)
     started = time.perf_counter()
     for name in names:
         if variants and args.budget_s is not None and time.perf_counter() - started > args.budget_s:
@@ -313,8 +319,10 @@ def main() -> None:
                 "seconds_with_compilation": round(time.perf_counter() - start, 1),
             }
         )
+        progress("variant", variants[-1])
         if name == "paper" and not args.no_profile:  # the model just timed, compiled if asked
             report = profile_or_error(model)
+            progress("profile", report)
     print(
         json.dumps(
             {

@@ -230,6 +230,12 @@ def test_alexnet_227_variants_benchmark_profiles_and_checks_each_rewrite(root):
     }
     for variant in figures["variants"]:
         assert variant["max_relative_difference"] < 1e-4 and variant["images_per_s"] > 0
+    measured_so_far = [  # the lines a run killed at the device's time limit still leaves
+        json.loads(line.split(": ", 1)[1])
+        for line in run.stderr.splitlines()
+        if line.startswith(("variant: ", "profile: "))
+    ]
+    assert measured_so_far == [figures["variants"][0], figures["profile"], *figures["variants"][1:]]
     ops = dict(figures["profile"]["top_ops"])
     assert any("convolution" in op for op in ops) and 0.5 < sum(ops.values()) <= 1.0
     budget = subprocess.run(
