@@ -331,3 +331,30 @@ def test_lenet5_check_explains_structural_mistakes():
     assert (
         "expected 4 ReLU activations" in run_check("lenet5", {"build_lenet5": always_tanh}).message
     )
+
+
+def test_pca_check_fixes_the_eigenvector_signs_whatever_scikit_learn_picks(monkeypatch):
+    """scikit-learn before 1.5 chose component signs differently; the expected value must not care."""
+    from sklearn.decomposition import PCA
+
+    from course_utils.checks.alexnet import pca_expected
+
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(3, 3, 4, 4)) * np.array([0.3, 0.2, 0.1])[:, None, None]
+    alphas = rng.normal(size=(3, 3))
+    pixels = images.transpose(0, 2, 3, 1).reshape(-1, 3)
+    values, vectors = np.linalg.eigh(np.cov(pixels.T))
+    values, vectors = values[::-1], vectors[:, ::-1]
+    vectors = vectors * np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(3)])
+    by_hand = images + ((alphas * values) @ vectors.T)[:, :, None, None]
+    assert np.allclose(pca_expected(images, alphas), by_hand)
+
+    fit = PCA.fit
+
+    def flipped_fit(self, x, y=None):  # the other sign choice, on every component
+        fit(self, x, y)
+        self.components_ = -self.components_
+        return self
+
+    monkeypatch.setattr(PCA, "fit", flipped_fit)
+    assert np.allclose(pca_expected(images, alphas), by_hand)

@@ -52,14 +52,19 @@ def check_lrn(local_response_norm) -> str:
 def pca_expected(images, alphas) -> np.ndarray:
     """The expected shifted images, from scikit-learn's PCA of the batch's RGB pixels.
 
-    scikit-learn centres the pixels, divides the covariance by the count minus one, orders the
-    components by variance and makes each one's largest-magnitude entry positive (``svd_flip``).
+    scikit-learn centres the pixels, divides the covariance by the count minus one and orders the
+    components by variance. Their signs follow the exercise's convention (each component's
+    largest-magnitude entry positive), set here: scikit-learn's own ``svd_flip`` picked signs
+    from the other side of the SVD before version 1.5.
     """
     from sklearn.decomposition import PCA
 
     images, alphas = np.asarray(images, dtype=np.float64), np.asarray(alphas, dtype=np.float64)
     pca = PCA(n_components=3, svd_solver="full").fit(images.transpose(0, 2, 3, 1).reshape(-1, 3))
-    colours = (alphas * pca.explained_variance_) @ pca.components_  # (N, 3), one per image
+    components = pca.components_  # (3, 3), one direction per row
+    largest = np.abs(components).argmax(axis=1)
+    components = components * np.sign(components[np.arange(3), largest])[:, None]
+    colours = (alphas * pca.explained_variance_) @ components  # (N, 3), one per image
     return images + colours.reshape(len(images), 3, 1, 1)
 
 
