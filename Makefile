@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := requirements/constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: run test lab install install-dev lint format strip readme doctor lock clean
+.PHONY: run test test-lowest lab install install-dev lint format strip readme doctor lock clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10 or newer is needed; found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -32,16 +32,24 @@ run: install
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## test-lowest: the same tests with every direct dependency at its pyproject.toml floor
+## (a separate .venv-lowest; downloads those versions once, about 3 GB with torch)
+test-lowest:
+	$(PYTHON) -m venv $(VENV)-lowest
+	$(PYTHON) requirements/floors.py > $(VENV)-lowest/floors.txt
+	$(VENV)-lowest/bin/python -m pip install --quiet -c $(VENV)-lowest/floors.txt -e ".[dev]"
+	$(VENV)-lowest/bin/python -m pytest $(PYTEST_ARGS)
+
 ## lab: JupyterLab on the notebooks (local address only; as root it adds --allow-root)
 lab: install
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
 
 lint: install-dev
-	$(VENV)/bin/ruff check course_utils tests benchmarks notebooks
+	$(VENV)/bin/ruff check course_utils tests benchmarks requirements notebooks
 
 format: install-dev
-	$(VENV)/bin/ruff format course_utils tests benchmarks
-	$(VENV)/bin/ruff check --fix course_utils tests benchmarks notebooks
+	$(VENV)/bin/ruff format course_utils tests benchmarks requirements
+	$(VENV)/bin/ruff check --fix course_utils tests benchmarks requirements notebooks
 
 ## strip: remove outputs from the notebooks (cells marked NBVAL_CHECK_OUTPUT keep theirs)
 strip: install-dev

@@ -48,10 +48,12 @@ def matrix(M, *, title: str = "", annotate: bool | None = None, ax=None):
     return fig
 
 
-def signals_by_class(x, y, *, per_class: int = 3, classes=range(10)):
-    """A grid of 1D signals: one column per class, ``per_class`` rows. ``x``: (N, L), ``y``: (N,)."""
+def signals_by_class(x, y, *, per_class: int = 3, classes=None):
+    """A grid of 1D signals: one column per class, ``per_class`` rows. ``x``: (N, L), ``y``: (N,).
+
+    ``classes``: the labels to show, in order; by default every label in ``y``, sorted."""
     plt = _plt()
-    classes = list(classes)
+    classes = sorted(set(np.asarray(y).tolist())) if classes is None else list(classes)
     fig, axes = plt.subplots(
         per_class,
         len(classes),

@@ -78,3 +78,7 @@ def test_plots_return_figures():
     ]
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figures)
     assert figures[1].axes[0].get_title() == "eye"
+    titles = [ax.get_title() for ax in figures[2].axes[:10]]  # the first row: one per label of y
+    assert titles == [str(label) for label in range(10)]
+    chosen = viz.signals_by_class(np.zeros((20, 40)), np.arange(20) % 10, classes=[3, 1])
+    assert [ax.get_title() for ax in chosen.axes[:2]] == ["3", "1"] and len(chosen.axes) == 6

@@ -1,10 +1,10 @@
 """The files around the code: README, environment.yml, lint, CI entry point."""
 
 import re
-import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 
@@ -80,10 +80,18 @@ def test_ci_runs_the_readme_test_command(root):
 
 
 def test_ruff_is_clean_on_package_tests_and_notebooks(root):
-    ruff = shutil.which("ruff", path=str(root / ".venv/bin")) or shutil.which("ruff")
-    cmd = [ruff] if ruff else [sys.executable, "-m", "ruff"]
-    done = subprocess.run(
-        [*cmd, "check", "course_utils", "tests", "benchmarks", "notebooks"],
+    done = subprocess.run(  # the ruff of the environment running the tests, whichever it is
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "course_utils",
+            "tests",
+            "benchmarks",
+            "requirements",
+            "notebooks",
+        ],
         cwd=root,
         capture_output=True,
         text=True,
@@ -108,3 +116,29 @@ def test_constraints_pin_what_pyproject_needs(root):
             f"{name} is not pinned in requirements/constraints.txt: run `make lock`"
         )
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+
+
+def test_floors_pin_every_direct_dependency_at_its_lower_bound(root, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "requirements/floors.py"], cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    pinned = {_split(line)[0]: _split(line)[1] for line in done.stdout.splitlines()}
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = dict(
+        _split(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]
+    )
+    assert pinned == {name: bound.replace(">=", "==") for name, bound in declared.items()}
+    assert "python_version < '3.11'" in done.stdout  # markers survive
+
+    sys.path.insert(0, str(root / "requirements"))
+    try:
+        import floors
+    finally:
+        sys.path.remove(str(root / "requirements"))
+    unbounded = tmp_path / "pyproject.toml"
+    unbounded.write_text(
+        '[project]\ndependencies = ["torch"]\n[project.optional-dependencies]\ndev = []\n'
+    )
+    with pytest.raises(SystemExit, match="'torch': every dependency needs a '>=' floor"):
+        floors.floors(unbounded)
