@@ -12,7 +12,10 @@ from pathlib import Path
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        sys.exit("reading pyproject.toml on Python 3.10 needs tomli: pip install tomli")
 
 FLOOR = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([^,;\s]+)\s*(;.*)?")
 
