@@ -7,6 +7,7 @@ in the executed notebook's outputs and shows it in the table.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,25 +48,31 @@ def run_notebook(path: Path, out_dir: Path, *, cell_timeout: int) -> RunResult:
     """Execute ``path`` in a fresh kernel (working directory: its folder); write it to ``out_dir``."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
     start = time.perf_counter()
     try:
         nb = notebooks.read(path)
     except ValueError as exc:
         return RunResult(path.name, "unreadable", 0.0, str(exc))
-    client = NotebookClient(
-        nb,
-        timeout=cell_timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    try:
-        client.execute()
-        status, line = "ok", find_headline(nb)
-    except CellTimeoutError:
-        status, line = "timeout", f"a cell ran longer than {cell_timeout} s"
-    except (CellExecutionError, DeadKernelError) as exc:
-        status, line = "failed", _last_line(str(exc))
+    with tempfile.TemporaryDirectory() as sockets:
+        # IPC: the kernel's sockets are files in a private folder, not ports on localhost
+        # (ipykernel warns about unencrypted TCP). Windows has no IPC transport.
+        ipc = {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}
+        client = NotebookClient(
+            nb,
+            config=Config(KernelManager=ipc if os.name == "posix" else {}),
+            timeout=cell_timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
+        try:
+            client.execute()
+            status, line = "ok", find_headline(nb)
+        except CellTimeoutError:
+            status, line = "timeout", f"a cell ran longer than {cell_timeout} s"
+        except (CellExecutionError, DeadKernelError) as exc:
+            status, line = "failed", _last_line(str(exc))
     out_dir.mkdir(parents=True, exist_ok=True)
     import nbformat
 
