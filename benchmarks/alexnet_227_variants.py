@@ -26,8 +26,8 @@ Prints one JSON line with
 model in ``torch.compile`` (``--max-autotune`` lets inductor search kernels, which compiles for
 minutes); ``--budget-s`` starts no variant after that many seconds, so that one run fits a
 device's time limit and still prints its line (each variant's figures and the profile also go to
-stderr as soon as they are measured, so a run killed at the limit keeps them); ``--tiny`` runs a quarter-width network for two
-steps on the CPU (used by the tests).
+stderr as soon as they are measured, so a run killed at the limit keeps them); ``--tiny`` runs a
+quarter-width network for two steps on the CPU (used by the tests).
 """
 
 import argparse
@@ -287,13 +287,14 @@ def main() -> None:
 
     def profile_or_error(model: nn.Module) -> dict:  # an error still lets the timings come
         try:
-            return profile(model, Synthetic(x, y, 3), channels_last, args.compile, 15)
+            found = profile(model, Synthetic(x, y, 3), channels_last, args.compile, 15)
         except Exception as exc:
-            return {"error": f"{type(exc).__name__}: {exc}"}
+            found = {"error": f"{type(exc).__name__}: {exc}"}
+        progress("profile", found)
+        return found
 
     if not args.no_profile and "paper" not in names:
         report = profile_or_error(copy.deepcopy(paper).to(device))
-        progress("profile", report)
     started = time.perf_counter()
     for name in names:
         if variants and args.budget_s is not None and time.perf_counter() - started > args.budget_s:
@@ -322,7 +323,6 @@ def main() -> None:
         progress("variant", variants[-1])
         if name == "paper" and not args.no_profile:  # the model just timed, compiled if asked
             report = profile_or_error(model)
-            progress("profile", report)
     print(
         json.dumps(
             {
