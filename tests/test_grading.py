@@ -310,6 +310,17 @@ def _sabotage_setup_and_checks(nb):
     return nb
 
 
+#: Students whose files are not named like ours: {student: {file name: content}}.
+_RENAMED = {
+    "colab_copy": {f"Copy of {NB}": lambda nb: nb},
+    "two_files": {
+        NB: lambda nb: nb,
+        NB.replace(".ipynb", " (1).ipynb"): _edit("convolve-full", body=WRONG_CONVOLVE),
+    },
+    "own_name": {"homework.ipynb": b'{"cells": ['},
+}
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("grading")
@@ -343,6 +354,13 @@ def batch(tmp_path_factory):
     (submissions / "symlinked").mkdir()
     (submissions / "symlinked" / NB).symlink_to(outside)
     (submissions / "nothing").mkdir()
+    for student, files in _RENAMED.items():
+        (submissions / student).mkdir()
+        for name, edit in files.items():
+            if isinstance(edit, bytes):
+                (submissions / student / name).write_bytes(edit)
+            else:
+                nbformat.write(edit(_source_nb()), submissions / student / name)
     rows = grade_folder(submissions, out, jobs=2, limits=LIMITS)
     try:
         listener.accept()
@@ -376,6 +394,20 @@ def test_links_and_missing_notebooks_are_reported(batch):
         batch["rows"]["nothing"].status == "missing"
         and batch["rows"]["nothing"].reason == "not submitted"
     )
+
+
+def test_a_renamed_notebook_is_found_by_its_exercises(batch):
+    rows = batch["rows"]
+    assert rows["colab_copy"].score == FULL and rows["colab_copy"].status == "graded"
+    assert rows["colab_copy"].reason == f"graded 'Copy of {NB}' as this notebook"
+    # the exact name wins; the other copy is named, not silently dropped
+    assert rows["two_files"].score == FULL
+    assert rows["two_files"].reason == (
+        f"'{NB.replace('.ipynb', ' (1).ipynb')}' holds the same exercises and was not graded"
+    )
+    assert rows["own_name"].status == "missing" and rows["own_name"].score == 0
+    assert "'homework.ipynb' matched no course notebook" in rows["own_name"].reason
+    assert rows["own_name"].reason.endswith(f"rename it {NB}")
 
 
 def test_grades_csv_has_one_intact_row_per_student(batch):

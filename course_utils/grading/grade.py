@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import queue
 import socket
 import threading
@@ -335,15 +334,51 @@ class Grader:
         return row
 
 
+def match_source(nb, sources: dict[str, SourceNotebook]) -> str | None:
+    """The source notebook sharing the most exercise ids with a submitted notebook, if any."""
+    ids = set(submission.exercise_sources(nb)[0])
+    best = max(sources.values(), key=lambda s: len(ids & set(s.exercise_ids)), default=None)
+    return best.name if best and ids & set(best.exercise_ids) else None
+
+
+def assign(folder: Path, sources: dict[str, SourceNotebook]):
+    """Which file in one student's folder is which course notebook.
+
+    A file named like a source notebook is that notebook. Any other readable ``.ipynb`` is
+    matched by the exercise cells it holds (Colab's "Copy of ...", a browser's " (1)", a name
+    of the student's own). Returns ({notebook: (path, note)}, [names matched to nothing]).
+    """
+    files = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    found = {p.name: (p, "") for p in files if p.name in sources}
+    unmatched = []
+    for path in files:
+        if path.name in sources:
+            continue
+        name = None
+        if not path.is_symlink():
+            try:
+                name = match_source(submission.load(path), sources)
+            except submission.SubmissionError:
+                pass
+        if name is None:
+            unmatched.append(path.name)
+        elif name in found:
+            graded, note = found[name]
+            extra = f"{path.name!r} holds the same exercises and was not graded"
+            found[name] = (graded, f"{note}; {extra}" if note else extra)
+        else:
+            found[name] = (path, f"graded {path.name!r} as this notebook")
+    return found, unmatched
+
+
 def collect(submissions: Path, sources: dict[str, SourceNotebook], only: list[str] | None = None):
     """(student, notebook name, path or None, reason) for every submission to grade."""
     students = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
-    submitted = {
-        p.name for s in students if s.is_dir() and not s.is_symlink() for p in s.glob("*.ipynb")
-    }
+    folders = {s.name: assign(s, sources) for s in students if s.is_dir() and not s.is_symlink()}
+    submitted = {name for found, _ in folders.values() for name in found}
     names = [n for n in sources if (not only or n[:2] in only) and (n in submitted or only)]
     for student in students:
-        if student.is_symlink() or not student.is_dir():
+        if student.name not in folders:
             for name in names:
                 yield (
                     student.name,
@@ -352,10 +387,20 @@ def collect(submissions: Path, sources: dict[str, SourceNotebook], only: list[st
                     "the student folder is a link or a file, not a folder",
                 )
             continue
+        found, unmatched = folders[student.name]
         for name in names:
-            path = student / name
-            if os.path.lexists(path):
-                yield student.name, name, path, ""
+            if name in found:
+                yield student.name, name, *found[name]
+            elif unmatched:
+                files = ", ".join(repr(f) for f in unmatched)
+                yield (
+                    student.name,
+                    name,
+                    None,
+                    f"not submitted; {files} matched no course notebook (not a readable "
+                    f"notebook, or no exercise cell of this course); if one is this notebook, "
+                    f"rename it {name}",
+                )
             else:
                 yield student.name, name, None, "not submitted"
 
@@ -380,11 +425,13 @@ def grade_folder(
         out.mkdir(parents=True, exist_ok=True)
 
         def run(task):
-            student, name, path, reason = task
+            student, name, path, note = task
             source = grader.sources[name]
             if path is None:
-                return NotebookResult(student, name, 0.0, source.max_score, "missing", reason)
-            return grader.grade_file(student, path, source)
+                return NotebookResult(student, name, 0.0, source.max_score, "missing", note)
+            row = grader.grade_file(student, path, source)
+            row.reason = "; ".join(r for r in (note, row.reason) if r)
+            return row
 
         with ThreadPoolExecutor(max_workers=grader.jobs) as pool:
             rows = list(pool.map(run, tasks))

@@ -9,7 +9,6 @@ the one submission in ``/autograder/submission`` with the same grader as ``grade
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import zipfile
@@ -58,18 +57,8 @@ def build_bundle(zip_path: Path, root: Path) -> Path:
     return zip_path
 
 
-def match_source(nb, sources: dict) -> str | None:
-    """The source notebook sharing the most exercise ids with a submitted notebook."""
-    from course_utils.grading.submission import exercise_sources
-
-    ids = set(exercise_sources(nb)[0])
-    best = max(sources.values(), key=lambda s: len(ids & set(s.exercise_ids)), default=None)
-    return best.name if best and ids & set(best.exercise_ids) else None
-
-
 def run_autograder(root: Path) -> dict:
     """Grade ``root/submission`` (Gradescope's layout) and write ``root/results/results.json``."""
-    from course_utils.grading import submission
     from course_utils.grading.grade import (
         NotebookResult,
         grade_folder,
@@ -80,23 +69,14 @@ def run_autograder(root: Path) -> dict:
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     sources = source_notebooks()
-    uploaded = sorted((root / "submission").glob("*.ipynb"))
+    uploaded = [p for p in (root / "submission").glob("*.ipynb") if p.is_symlink() or p.is_file()]
     rows: list[NotebookResult] = []
     with tempfile.TemporaryDirectory() as tmp:
         student = Path(tmp) / "submissions" / "student"
         student.mkdir(parents=True)
-        for path in uploaded:
-            name = path.name if path.name in sources else None
-            if name is None:
-                try:
-                    name = match_source(submission.load(path), sources)
-                except submission.SubmissionError:
-                    name = None
-            if name and not os.path.lexists(student / name):
-                shutil.copy(
-                    path, student / name, follow_symlinks=False
-                )  # a link stays a link: refused
-        if any(student.iterdir()):
+        for path in uploaded:  # grade.collect matches files to notebooks, by name or content
+            shutil.copy(path, student / path.name, follow_symlinks=False)  # a link stays a link
+        if uploaded:
             rows = grade_folder(student.parent, Path(tmp) / "out", jobs=1)
     results = (
         gradescope_results(rows)
