@@ -593,3 +593,17 @@ def test_grade_and_release_command_lines(tmp_path):
         timeout=600,
     )
     assert missing.returncode == 2 and "is not a folder of student folders" in missing.stderr
+    flat = tmp_path / "flat"  # the layout some learning platforms download: no student folders
+    flat.mkdir()
+    (flat / f"ada_{NB}").write_text(SOURCE.read_text())
+    (flat / f"bob_{NB}").write_text(SOURCE.read_text())
+    loose = subprocess.run(
+        [sys.executable, "-m", "course_utils", "grade", str(flat), "--out", str(tmp_path / "o3")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert loose.returncode == 2
+    assert "has no student folders (it holds 2 notebook file(s) directly)" in loose.stderr
+    assert "SUBMISSIONS/<student>/<notebook>.ipynb" in loose.stderr
+    assert not (tmp_path / "o3").exists()

@@ -418,6 +418,14 @@ def grade_folder(
     submissions, out = submissions.resolve(), out.resolve()
     if not submissions.is_dir():
         raise FileNotFoundError(f"{submissions} is not a folder of student folders")
+    if not any(p.is_dir() and not p.name.startswith(".") for p in submissions.iterdir()):
+        loose = len(list(submissions.glob("*.ipynb")))
+        raise ValueError(
+            f"{submissions} has no student folders"
+            + (f" (it holds {loose} notebook file(s) directly)" if loose else "")
+            + "; put each student's notebooks in a folder of their own: "
+            "SUBMISSIONS/<student>/<notebook>.ipynb"
+        )
     with Grader(
         jobs=jobs, limits=limits, hide=[submissions, out], notebooks_dir=notebooks_dir
     ) as grader:
