@@ -318,6 +318,7 @@ _RENAMED = {
         NB.replace(".ipynb", " (1).ipynb"): _edit("convolve-full", body=WRONG_CONVOLVE),
     },
     "own_name": {"homework.ipynb": b'{"cells": ['},
+    "linked_copy": {f"Copy of {NB}": "link"},  # a link is never followed, whatever its name
 }
 
 
@@ -357,7 +358,9 @@ def batch(tmp_path_factory):
     for student, files in _RENAMED.items():
         (submissions / student).mkdir()
         for name, edit in files.items():
-            if isinstance(edit, bytes):
+            if edit == "link":
+                (submissions / student / name).symlink_to(outside)
+            elif isinstance(edit, bytes):
                 (submissions / student / name).write_bytes(edit)
             else:
                 nbformat.write(edit(_source_nb()), submissions / student / name)
@@ -406,8 +409,10 @@ def test_a_renamed_notebook_is_found_by_its_exercises(batch):
         f"'{NB.replace('.ipynb', ' (1).ipynb')}' holds the same exercises and was not graded"
     )
     assert rows["own_name"].status == "missing" and rows["own_name"].score == 0
-    assert "'homework.ipynb' matched no course notebook" in rows["own_name"].reason
+    assert "not recognised: 'homework.ipynb' (the file is not valid JSON" in rows["own_name"].reason
     assert rows["own_name"].reason.endswith(f"rename it {NB}")
+    assert rows["linked_copy"].status == "missing"
+    assert "(the submission is a symbolic link;" in rows["linked_copy"].reason
 
 
 def test_grades_csv_has_one_intact_row_per_student(batch):

@@ -346,7 +346,8 @@ def assign(folder: Path, sources: dict[str, SourceNotebook]):
 
     A file named like a source notebook is that notebook. Any other readable ``.ipynb`` is
     matched by the exercise cells it holds (Colab's "Copy of ...", a browser's " (1)", a name
-    of the student's own). Returns ({notebook: (path, note)}, [names matched to nothing]).
+    of the student's own). Returns ({notebook: (path, note)}, [each file matched to nothing,
+    with the reason]).
     """
     files = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     found = {p.name: (p, "") for p in files if p.name in sources}
@@ -354,14 +355,12 @@ def assign(folder: Path, sources: dict[str, SourceNotebook]):
     for path in files:
         if path.name in sources:
             continue
-        name = None
-        if not path.is_symlink():
-            try:
-                name = match_source(submission.load(path), sources)
-            except submission.SubmissionError:
-                pass
+        try:
+            name, why = match_source(submission.load(path), sources), "no exercise of this course"
+        except submission.SubmissionError as exc:
+            name, why = None, str(exc)
         if name is None:
-            unmatched.append(path.name)
+            unmatched.append(f"{path.name!r} ({why})")
         elif name in found:
             graded, note = found[name]
             extra = f"{path.name!r} holds the same exercises and was not graded"
@@ -392,13 +391,12 @@ def collect(submissions: Path, sources: dict[str, SourceNotebook], only: list[st
             if name in found:
                 yield student.name, name, *found[name]
             elif unmatched:
-                files = ", ".join(repr(f) for f in unmatched)
+                files = ", ".join(unmatched)
                 yield (
                     student.name,
                     name,
                     None,
-                    f"not submitted; {files} matched no course notebook (not a readable "
-                    f"notebook, or no exercise cell of this course); if one is this notebook, "
+                    f"not submitted; not recognised: {files}; if one is this notebook, "
                     f"rename it {name}",
                 )
             else:
