@@ -8,6 +8,7 @@ import platform
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from course_utils import __version__
 from course_utils.env import data_dir, in_colab, is_fast, is_offline
@@ -112,10 +113,20 @@ def _data_cache() -> Finding:
         return Finding(
             "data cache", f"{path} is not writable", "set COURSE_DATA_DIR to a writable folder"
         )
-    entries = sorted(p.name for p in path.iterdir() if p.name != "README.md")
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-    held = ", ".join(entries) if entries else "nothing downloaded yet"
-    return Finding("data cache", f"{path}: {held} ({size:.1f} MB)")
+    sizes = {p.name: _bytes(p) for p in sorted(path.iterdir()) if p.name != "README.md"}
+    held = ", ".join(
+        name if size else f"{name} (empty: a download that failed)" for name, size in sizes.items()
+    )
+    return Finding(
+        "data cache",
+        f"{path}: {held or 'nothing downloaded yet'} ({sum(sizes.values()) / 1e6:.1f} MB)",
+    )
+
+
+def _bytes(path: Path) -> int:
+    """Size of a file, or of every file under a folder."""
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files)
 
 
 def _network(timeout: float = 3.0) -> Finding:

@@ -50,6 +50,16 @@ def test_doctor_explains_a_cache_path_that_is_a_file(tmp_path):
     assert blocker.read_text() == "not a folder", "doctor never touches what it reports"
 
 
+def test_doctor_does_not_count_a_failed_download_as_data(tmp_path):
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)  # what a failed MNIST download leaves
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"x" * 2_000_000)
+    done = cli("doctor", env=dict(os.environ, COURSE_DATA_DIR=str(tmp_path)))
+    line = next(x for x in done.stdout.splitlines() if "data cache" in x)
+    assert "MNIST (empty: a download that failed)" in line
+    assert "cifar-10-batches-py (2.0 MB)" in line, line  # the one folder that holds data
+
+
 def test_readme_check_passes_on_the_repository(root):
     done = cli("readme", "--check", cwd=root)
     assert done.returncode == 0, done.stderr
