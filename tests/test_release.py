@@ -1,5 +1,6 @@
 """The student release: stubs instead of solutions, nothing hidden shipped, and it runs."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -188,3 +189,40 @@ def test_gradescope_bundle_grades_a_submission(tmp_path, root):
     results = json.loads((autograder / "results/results.json").read_text())
     assert results["score"] == 8.0
     assert all(t["score"] == t["max_score"] for t in results["tests"])
+    # a GitHub submission: the student's whole repository, checkpoints included
+    shutil.rmtree(autograder / "submission")
+    nested = autograder / "submission" / "notebooks"
+    (nested / ".ipynb_checkpoints").mkdir(parents=True)
+    (nested / "01_convolution_1d.ipynb").write_text(
+        (root / "notebooks/01_convolution_1d.ipynb").read_text()
+    )
+    (nested / ".ipynb_checkpoints" / "01_convolution_1d-checkpoint.ipynb").write_text("{")
+    again = subprocess.run(
+        ["bash", str(runner_script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "AUTOGRADER_ROOT": str(autograder), "COURSE_PYTHON": sys.executable},
+    )
+    assert again.returncode == 0, again.stderr
+    results = json.loads((autograder / "results/results.json").read_text())
+    assert results["score"] == 8.0 and results["output"] == "graded", results["output"]
+
+
+def test_gradescope_finds_nested_uploads_without_following_links(tmp_path):
+    from course_utils.grading.gradescope import uploaded_notebooks
+
+    upload = tmp_path / "submission"
+    for name in (
+        "top.ipynb",
+        "notebooks/01_convolution_1d.ipynb",
+        "notebooks/.ipynb_checkpoints/01_convolution_1d-checkpoint.ipynb",
+        "__MACOSX/._top.ipynb",
+        "notes.txt",
+    ):
+        (upload / name).parent.mkdir(parents=True, exist_ok=True)
+        (upload / name).write_text("{}")
+    (upload / "linked.ipynb").symlink_to("/etc/hostname")  # listed, so that grading refuses it
+    (upload / "linked_folder").symlink_to(upload / "notebooks", target_is_directory=True)
+    found = [p.as_posix() for p in uploaded_notebooks(upload)]
+    assert found == ["linked.ipynb", "top.ipynb", "notebooks/01_convolution_1d.ipynb"]
