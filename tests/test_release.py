@@ -206,11 +206,14 @@ def test_gradescope_bundle_grades_a_submission(tmp_path, root):
     )
     assert again.returncode == 0, again.stderr
     results = json.loads((autograder / "results/results.json").read_text())
-    assert results["score"] == 8.0 and results["output"] == "graded", results["output"]
+    assert results["score"] == 8.0, results
+    assert results["output"] == (
+        "01_convolution_1d.ipynb: graded 'notebooks/01_convolution_1d.ipynb'"
+    )  # and not a word about the checkpoint
 
 
-def test_gradescope_finds_nested_uploads_without_following_links(tmp_path):
-    from course_utils.grading.gradescope import uploaded_notebooks
+def test_nested_notebooks_are_found_without_following_links(tmp_path):
+    from course_utils.grading.grade import notebook_files
 
     upload = tmp_path / "submission"
     for name in (
@@ -224,5 +227,5 @@ def test_gradescope_finds_nested_uploads_without_following_links(tmp_path):
         (upload / name).write_text("{}")
     (upload / "linked.ipynb").symlink_to("/etc/hostname")  # listed, so that grading refuses it
     (upload / "linked_folder").symlink_to(upload / "notebooks", target_is_directory=True)
-    found = [p.as_posix() for p in uploaded_notebooks(upload)]
+    found = [p.as_posix() for p in notebook_files(upload)]
     assert found == ["linked.ipynb", "top.ipynb", "notebooks/01_convolution_1d.ipynb"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import queue
 import socket
 import threading
@@ -341,32 +342,54 @@ def match_source(nb, sources: dict[str, SourceNotebook]) -> str | None:
     return best.name if best and ids & set(best.exercise_ids) else None
 
 
+def notebook_files(folder: Path) -> list[Path]:
+    """Every ``.ipynb`` under ``folder``, relative to it, top level first (a zip or a GitHub
+    repository nests them). Links are listed, never followed; hidden folders
+    (``.ipynb_checkpoints``, ``.git``) and ``__MACOSX`` are skipped."""
+    found = []
+    for parent, dirs, files in os.walk(folder):  # does not enter linked folders
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+        found += [
+            Path(parent, f).relative_to(folder)
+            for f in files
+            if f.endswith(".ipynb")
+            and not f.startswith(".")
+            and (os.path.islink(Path(parent, f)) or Path(parent, f).is_file())
+        ]
+    return sorted(found, key=lambda p: (len(p.parts), p))
+
+
 def assign(folder: Path, sources: dict[str, SourceNotebook]):
     """Which file in one student's folder is which course notebook.
 
-    A file named like a source notebook is that notebook. Any other readable ``.ipynb`` is
-    matched by the exercise cells it holds (Colab's "Copy of ...", a browser's " (1)", a name
-    of the student's own). Returns ({notebook: (path, note)}, [each file matched to nothing,
-    with the reason]).
+    A file named like a source notebook is that notebook (the one nearest the top, if several).
+    Any other ``.ipynb`` is matched by the exercise cells it holds (Colab's "Copy of ...", a
+    browser's " (1)", a name of the student's own). Returns ({notebook: (path, note)}, [each
+    file matched to nothing, with the reason]).
     """
-    files = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
-    found = {p.name: (p, "") for p in files if p.name in sources}
-    unmatched = []
-    for path in files:
-        if path.name in sources:
+    files = notebook_files(folder)
+    found, unmatched = {}, []
+    for relative in files:
+        if relative.name in sources and relative.name not in found:
+            note = "" if relative.name == str(relative) else f"graded {relative.as_posix()!r}"
+            found[relative.name] = (folder / relative, note)
+    graded = {path for path, _ in found.values()}
+    for relative in files:
+        path, shown = folder / relative, repr(relative.as_posix())
+        if path in graded:
             continue
         try:
             name, why = match_source(submission.load(path), sources), "no exercise of this course"
         except submission.SubmissionError as exc:
             name, why = None, str(exc)
         if name is None:
-            unmatched.append(f"{path.name!r} ({why})")
+            unmatched.append(f"{shown} ({why})")
         elif name in found:
-            graded, note = found[name]
-            extra = f"{path.name!r} holds the same exercises and was not graded"
-            found[name] = (graded, f"{note}; {extra}" if note else extra)
+            kept, note = found[name]
+            extra = f"{shown} holds the same exercises and was not graded"
+            found[name] = (kept, f"{note}; {extra}" if note else extra)
         else:
-            found[name] = (path, f"graded {path.name!r} as this notebook")
+            found[name] = (path, f"graded {shown} as this notebook")
     return found, unmatched
 
 

@@ -9,7 +9,6 @@ the one submission in ``/autograder/submission`` with the same grader as ``grade
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import zipfile
@@ -58,45 +57,26 @@ def build_bundle(zip_path: Path, root: Path) -> Path:
     return zip_path
 
 
-def uploaded_notebooks(folder: Path) -> list[Path]:
-    """Every ``.ipynb`` under ``folder`` (relative paths, top level first), as a zip or a GitHub
-    submission nests them; links are listed but never followed, and hidden folders
-    (``.ipynb_checkpoints``, ``.git``) and ``__MACOSX`` are skipped."""
-    found = []
-    for parent, dirs, files in os.walk(folder):  # does not enter linked folders
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
-        here = Path(parent).relative_to(folder)
-        found += [
-            here / f
-            for f in sorted(files)
-            if f.endswith(".ipynb")
-            and (os.path.islink(Path(parent, f)) or Path(parent, f).is_file())
-        ]
-    return sorted(found, key=lambda p: (len(p.parts), p))
-
-
 def run_autograder(root: Path) -> dict:
     """Grade ``root/submission`` (Gradescope's layout) and write ``root/results/results.json``."""
     from course_utils.grading.grade import (
         NotebookResult,
         grade_folder,
         gradescope_results,
+        notebook_files,
         source_notebooks,
     )
 
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     sources = source_notebooks()
-    uploaded = uploaded_notebooks(root / "submission")
+    uploaded = notebook_files(root / "submission")
     rows: list[NotebookResult] = []
     with tempfile.TemporaryDirectory() as tmp:
         student = Path(tmp) / "submissions" / "student"
-        student.mkdir(parents=True)
         for relative in uploaded:  # grade.collect matches files to notebooks, by name or content
-            name = relative.name
-            if os.path.lexists(student / name):
-                name = "__".join(relative.parts)
-            shutil.copy(root / "submission" / relative, student / name, follow_symlinks=False)
+            (student / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / "submission" / relative, student / relative, follow_symlinks=False)
         if uploaded:
             rows = grade_folder(student.parent, Path(tmp) / "out", jobs=1)
     results = (
