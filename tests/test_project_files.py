@@ -142,3 +142,51 @@ def test_floors_pin_every_direct_dependency_at_its_lower_bound(root, tmp_path):
     )
     with pytest.raises(SystemExit, match="'torch': every dependency needs a '>=' floor"):
         floors.floors(unbounded)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_package_imports_only_what_its_runtime_dependencies_install(root):
+    """Students and instructors get `pip install course-utils` without the dev extra: every module
+    course_utils imports must be a runtime dependency or come with one (on any Python)."""
+    import ast
+    import importlib.metadata as metadata
+
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = {_canonical(Requirement(r).name) for r in project["dependencies"]}
+    installed_with_them, todo = set(), list(declared)
+    while todo:
+        name = todo.pop()
+        if name in installed_with_them:
+            continue
+        installed_with_them.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue  # declared for another Python (a marker), so not installed here
+        for requirement in map(Requirement, requires):
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(_canonical(requirement.name))
+    providers = metadata.packages_distributions()
+    problems = []
+    for path in sorted((root / "course_utils").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("course_utils", "__future__"):
+                    continue
+                distributions = {_canonical(d) for d in providers.get(top, [top])}
+                if not distributions & installed_with_them:
+                    problems.append(
+                        f"{path.relative_to(root)} imports {name} ({', '.join(sorted(distributions))}),"
+                        " which no runtime dependency in pyproject.toml installs"
+                    )
+    assert not problems, "\n".join(problems)
