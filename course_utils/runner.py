@@ -12,14 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils import notebooks
-
-HEADLINE_PREFIX = "Headline: "
-
-
-def headline(text: str) -> None:
-    """Print ``text`` as this notebook's headline result (one line)."""
-    print(HEADLINE_PREFIX + " ".join(str(text).split()))
+from course_utils import HEADLINE_PREFIX, notebooks
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import sys
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+import course_utils
 from course_utils import runner
 
 
@@ -117,7 +118,7 @@ def test_run_reports_failures_and_keeps_going(tmp_path):
 
 
 def test_headline_is_found_in_outputs(capsys):
-    runner.headline("a   b\nc")
+    course_utils.headline("a   b\nc")
     printed = capsys.readouterr().out
     nb = new_notebook(cells=[new_code_cell("")])
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]

@@ -1,5 +1,6 @@
 """The student release: stubs instead of solutions, nothing hidden shipped, and it runs."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -154,6 +155,58 @@ def test_release_notebooks_show_not_attempted(built, monkeypatch, tmp_path):
         printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
         for ex in notebooks.exercises(notebooks.read(path)):
             assert f"⏳ {ex.id}: not attempted yet" in printed
+
+
+def _imports(source: str) -> set[str]:
+    """Modules a piece of Python imports (at any depth), with course_utils' imported names."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module)
+            if node.module == "course_utils":
+                names |= {f"course_utils.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_colab_install_adds_nothing_the_notebooks_would_miss(root):
+    """The Colab cell installs with --no-deps, so what the notebooks import, directly or through
+    course_utils, must be in release.COLAB_SHIPS (or the standard library)."""
+    cell = release.colab_cells("https://github.com/o/r", "main", "x.ipynb")[1].source
+    assert "install --quiet --no-deps" in cell
+    todo = set()
+    for path in notebooks.notebook_paths():
+        for c in notebooks.read(path).cells:
+            if c.cell_type == "code":
+                code = notebooks.source(c).splitlines()
+                todo |= _imports(
+                    "\n".join(x for x in code if not x.lstrip().startswith(("%", "!")))
+                )
+    seen, outside = set(), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        top = name.split(".")[0]
+        if top != "course_utils":
+            if top not in sys.stdlib_module_names:
+                outside.add(top)
+            continue
+        folder = root / name.replace(".", "/")
+        if (folder / "__init__.py").is_file():  # a package; a subpackage loads all its modules
+            files = [folder / "__init__.py"]
+            if name != "course_utils":
+                files += sorted(folder.glob("*.py"))
+        elif folder.with_suffix(".py").is_file():
+            files = [folder.with_suffix(".py")]
+        else:
+            continue  # a function imported from a module, e.g. course_utils.check
+        for file in files:
+            todo |= _imports(file.read_text(encoding="utf-8"))
+    assert "course_utils.checks.pooling" in seen and "course_utils.grading" not in seen
+    assert outside <= set(release.COLAB_SHIPS), sorted(outside - set(release.COLAB_SHIPS))
 
 
 def test_gradescope_bundle_grades_a_submission(tmp_path, root):

@@ -39,7 +39,7 @@ LeNet-5, AlexNet and transfer learning. Work through them in order.
 ## Start
 
 - **Colab**: open a notebook with its "Open in Colab" badge. Its first code cell installs the
-  course package (Colab's own PyTorch is kept). Pick a GPU runtime for the training notebooks.
+  course package (Colab's own PyTorch and other packages are kept). Pick a GPU runtime for the training notebooks.
 - **Your computer** (Python 3.10 or newer): `make lab` creates `.venv`, installs everything and
   opens JupyterLab; `make doctor` checks the installation and says how to fix what is missing.
 
@@ -56,6 +56,20 @@ so Run All always reaches the end. Submit the notebook file (`.ipynb`) you worke
 Without a network the notebooks use small stand-in datasets and say so (`COURSE_OFFLINE=1`
 forces this).
 """
+#: What the notebooks may import besides the standard library and course_utils: what Colab ships,
+#: since its install cell adds nothing else (tests/test_release.py checks the notebooks and the
+#: modules they use).
+COLAB_SHIPS = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "sklearn",
+    "ipywidgets",
+    "tqdm",
+    "IPython",
+)
 _REPO = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?$")
 
 
@@ -104,10 +118,12 @@ def colab_cells(repo_url: str, branch: str, notebook: str) -> list:
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})"
     )
     install = new_code_cell(
-        "# Colab only: install the course package. Colab's own torch is kept; elsewhere this does nothing.\n"
+        "# Colab only: install the course package; elsewhere this does nothing. Colab already has\n"
+        "# everything the notebooks use, and --no-deps keeps its versions: upgrading its ipykernel\n"
+        "# or ipywidgets (as the package's local-install dependencies would) can break the runtime.\n"
         "import sys\n\n"
         'if "google.colab" in sys.modules:\n'
-        f'    get_ipython().run_line_magic("pip", "install --quiet \\"course-utils @ git+{repo_url}@{branch}\\"")'
+        f'    get_ipython().run_line_magic("pip", "install --quiet --no-deps \\"course-utils @ git+{repo_url}@{branch}\\"")'
     )
     return [badge, install]
 
