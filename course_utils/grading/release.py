@@ -39,7 +39,8 @@ LeNet-5, AlexNet and transfer learning. Work through them in order.
 ## Start
 
 - **Colab**: open a notebook with its "Open in Colab" badge. Its first code cell installs the
-  course package (Colab's own PyTorch and other packages are kept). Pick a GPU runtime for the training notebooks.
+  course package and keeps Colab's own PyTorch and other packages. Pick a GPU runtime for the
+  training notebooks.
 - **Your computer** (Python 3.10 or newer): `make lab` creates `.venv`, installs everything and
   opens JupyterLab; `make doctor` checks the installation and says how to fix what is missing.
 
