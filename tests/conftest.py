@@ -5,6 +5,7 @@ in fast mode, offline (stand-in data, no download attempts) and with strict chec
 ⏳ from ``check()`` fails the cell).
 """
 
+import ast
 import os
 from pathlib import Path
 
@@ -27,3 +28,22 @@ ROOT = Path(__file__).resolve().parent.parent
 def root() -> Path:
     """The repository root."""
     return ROOT
+
+
+def _imported_modules(source: str) -> set[str]:
+    """Modules a piece of Python imports (at any depth), with course_utils' imported names."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module)
+            if node.module == "course_utils":
+                names |= {f"course_utils.{alias.name}" for alias in node.names}
+    return names
+
+
+@pytest.fixture
+def imports_of():
+    """``imports_of(source)``: the modules that Python source imports (see _imported_modules)."""
+    return _imported_modules

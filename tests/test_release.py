@@ -1,6 +1,6 @@
 """The student release: stubs instead of solutions, nothing hidden shipped, and it runs."""
 
-import ast
+import json
 import shutil
 import subprocess
 import sys
@@ -157,20 +157,7 @@ def test_release_notebooks_show_not_attempted(built, monkeypatch, tmp_path):
             assert f"⏳ {ex.id}: not attempted yet" in printed
 
 
-def _imports(source: str) -> set[str]:
-    """Modules a piece of Python imports (at any depth), with course_utils' imported names."""
-    names = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names.add(node.module)
-            if node.module == "course_utils":
-                names |= {f"course_utils.{alias.name}" for alias in node.names}
-    return names
-
-
-def test_colab_install_adds_nothing_the_notebooks_would_miss(root):
+def test_colab_install_adds_nothing_the_notebooks_would_miss(root, imports_of):
     """The Colab cell installs with --no-deps, so what the notebooks import, directly or through
     course_utils, must be in release.COLAB_SHIPS (or the standard library)."""
     cell = release.colab_cells("https://github.com/o/r", "main", "x.ipynb")[1].source
@@ -180,7 +167,7 @@ def test_colab_install_adds_nothing_the_notebooks_would_miss(root):
         for c in notebooks.read(path).cells:
             if c.cell_type == "code":
                 code = notebooks.source(c).splitlines()
-                todo |= _imports(
+                todo |= imports_of(
                     "\n".join(x for x in code if not x.lstrip().startswith(("%", "!")))
                 )
     seen, outside = set(), set()
@@ -204,7 +191,7 @@ def test_colab_install_adds_nothing_the_notebooks_would_miss(root):
         else:
             continue  # a function imported from a module, e.g. course_utils.check
         for file in files:
-            todo |= _imports(file.read_text(encoding="utf-8"))
+            todo |= imports_of(file.read_text(encoding="utf-8"))
     assert "course_utils.checks.pooling" in seen and "course_utils.grading" not in seen
     assert outside <= set(release.COLAB_SHIPS), sorted(outside - set(release.COLAB_SHIPS))
 
@@ -229,17 +216,20 @@ def test_gradescope_bundle_grades_a_submission(tmp_path, root):
     )
     runner_script = autograder / "source" / "run_autograder"
     runner_script.chmod(0o755)
-    done = subprocess.run(
-        ["bash", str(runner_script)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "AUTOGRADER_ROOT": str(autograder), "COURSE_PYTHON": sys.executable},
-    )
-    assert done.returncode == 0, done.stderr
-    import json
 
-    results = json.loads((autograder / "results/results.json").read_text())
+    def grade_upload() -> dict:
+        """Run the autograder as Gradescope does; its results.json."""
+        done = subprocess.run(
+            ["bash", str(runner_script)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "AUTOGRADER_ROOT": str(autograder), "COURSE_PYTHON": sys.executable},
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads((autograder / "results/results.json").read_text())
+
+    results = grade_upload()
     assert results["score"] == 8.0
     assert all(t["score"] == t["max_score"] for t in results["tests"])
     # a GitHub submission: the student's whole repository, checkpoints included
@@ -250,15 +240,7 @@ def test_gradescope_bundle_grades_a_submission(tmp_path, root):
         (root / "notebooks/01_convolution_1d.ipynb").read_text()
     )
     (nested / ".ipynb_checkpoints" / "01_convolution_1d-checkpoint.ipynb").write_text("{")
-    again = subprocess.run(
-        ["bash", str(runner_script)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "AUTOGRADER_ROOT": str(autograder), "COURSE_PYTHON": sys.executable},
-    )
-    assert again.returncode == 0, again.stderr
-    results = json.loads((autograder / "results/results.json").read_text())
+    results = grade_upload()
     assert results["score"] == 8.0, results
     assert results["output"] == (
         "01_convolution_1d.ipynb: graded 'notebooks/01_convolution_1d.ipynb'"
