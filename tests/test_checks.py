@@ -112,6 +112,40 @@ def test_wrong_answers_fail_with_one_informative_line(exercise_id, wrong, needle
     assert needle in line, line
 
 
+def _wrong_returns():
+    import torch
+
+    return {
+        "None": None,
+        "a string": "42",
+        "a float": -7.5,
+        "NaN": float("nan"),
+        "infinity": float("inf"),
+        "a long list": list(range(1000)),
+        "a 2x2 array": np.zeros((2, 2)),
+        "a 4-D array": np.zeros((2, 3, 4, 5)),
+        "a NaN array": np.full((3, 3), np.nan),
+        "a boolean array": np.ones(3, bool),
+        "a complex array": np.zeros(3, complex),
+        "a tensor that needs grad": torch.ones(2, requires_grad=True),
+        "a bfloat16 tensor": torch.zeros(3, 3, dtype=torch.bfloat16),
+        "a module": torch.nn.Linear(2, 2),
+        "a tuple of arrays": (np.zeros(2), np.zeros(2)),
+    }
+
+
+@pytest.mark.parametrize("exercise_id", sorted(checks.registry()))
+def test_any_wrong_kind_of_answer_gives_one_failure_line_never_a_traceback(exercise_id):
+    """Whatever a student's function returns, the check prints ❌ with what came back."""
+    names = checks.registry()[exercise_id].names
+    for label, value in _wrong_returns().items():
+        namespace = {name: (lambda *args, _value=value, **kwargs: _value) for name in names}
+        result = run_check(exercise_id, namespace)
+        line = result.line()
+        assert result.status == FAILED, (label, line)
+        assert "\n" not in line and len(line) < 400, (label, line)
+
+
 def test_torch_tensors_are_accepted():
     import torch
 
@@ -211,6 +245,18 @@ SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.noteb
             "conv_output_size",
             lambda w, k, stride=1, padding=0, dilation=1: (w + 2 * padding - k) // stride,
             "nn.Conv2d gives 1, got 0 (off by one: remember the + 1, and the floor)",
+        ),
+        (
+            "conv-output-size",
+            "conv_output_size",
+            lambda w, k, stride=1, padding=0, dilation=1: (w + 2 * padding - k) / stride + 1,
+            "nn.Conv2d gives 1, got 1.6666666666666665 (a size is a whole number: take the floor",
+        ),
+        (
+            "conv-output-size",
+            "conv_output_size",
+            lambda w, k, stride=1, padding=0, dilation=1: np.int64(w + 2 * padding - k),
+            "dilation=1): nn.Conv2d gives 1, got 0 (off by one",
         ),
         (
             "conv-flops",

@@ -136,20 +136,34 @@ def call(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
 
 def describe_call(args: tuple, kwargs: dict) -> str:
     """A short, readable rendering of call arguments for messages."""
-    parts = [_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]
+    parts = [short(a) for a in args] + [f"{k}={short(v)}" for k, v in kwargs.items()]
     return ", ".join(parts)
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
+    """``value`` for a one-line message: small arrays and tensors in full, larger ones by shape."""
     import numpy as np
 
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = tensor_to_numpy(value)
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, np.ndarray):
         if value.size <= 8:
-            return np.array2string(value, precision=3, separator=", ")
+            return np.array2string(value, precision=3, separator=", ").replace("\n", "")
         return f"<array shape {tuple(value.shape)}>"
-    return repr(value)
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def tensor_to_numpy(tensor: Any):
+    """A torch tensor as a NumPy array; bfloat16 (which NumPy lacks) becomes float32."""
+    import torch
+
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.numpy()
 
 
 def as_array(got: Any, what: str, expected_shape: tuple[int, ...]):
@@ -157,7 +171,7 @@ def as_array(got: Any, what: str, expected_shape: tuple[int, ...]):
     import numpy as np
 
     if hasattr(got, "detach") and hasattr(got, "cpu"):
-        return got.detach().cpu().numpy()
+        return tensor_to_numpy(got)
     if isinstance(got, np.ndarray):
         return got
     raise Mismatch(
@@ -194,7 +208,7 @@ def expect_array(
     diff = np.abs(got - expected)
     index = tuple(int(i) for i in np.unravel_index(np.argmax(diff), diff.shape))
     if expected.size <= 12:
-        shown = f"expected {_short(expected)}, got {_short(got)}"
+        shown = f"expected {short(expected)}, got {short(got)}"
     else:
         shown = f"at index {index} expected {expected[index]:.4g}, got {got[index]:.4g}"
     raise Mismatch(
@@ -202,7 +216,19 @@ def expect_array(
     )
 
 
+def equals(got: Any, expected: Any) -> bool:
+    """``got == expected`` for plain values; an array or tensor of several values is not equal.
+
+    A bare ``got != expected`` raises when a student returns a multi-element array, which
+    would show them a traceback from the check instead of a ❌ line.
+    """
+    try:
+        return bool(got == expected)
+    except (ValueError, RuntimeError, TypeError):
+        return False
+
+
 def expect_equal(got: Any, expected: Any, *, what: str) -> None:
     """Exact comparison for integers, tuples and other plain values."""
-    if got != expected:
-        raise Mismatch(f"{what}: expected {expected!r}, got {got!r}")
+    if not equals(got, expected):
+        raise Mismatch(f"{what}: expected {expected!r}, got {short(got)}")

@@ -4,10 +4,12 @@ operation counts from torch's own FLOP counter."""
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 
 import torch
 
-from course_utils.checks import Mismatch, call, exercise
+from course_utils.checks import Mismatch, call, equals, exercise, short
 
 
 def conv_shape(w_in: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
@@ -28,15 +30,15 @@ def check_conv_output_size(conv_output_size) -> str:
             continue  # the kernel does not fit: nn.Conv2d refuses
         expected = conv_shape(w_in, k, s, p, d)
         got = call(conv_output_size, "conv_output_size", w_in, k, stride=s, padding=p, dilation=d)
-        if got != expected:
-            hint = (
-                " (off by one: remember the + 1, and the floor)"
-                if isinstance(got, int) and abs(got - expected) == 1
-                else ""
-            )
+        if not equals(got, expected):
+            hint = ""
+            if isinstance(got, numbers.Real) and abs(got - expected) == 1:
+                hint = " (off by one: remember the + 1, and the floor)"
+            elif isinstance(got, numbers.Real) and math.isfinite(got) and got % 1:
+                hint = " (a size is a whole number: take the floor of the division, e.g. with //)"
             raise Mismatch(
                 f"conv_output_size(w_in={w_in}, kernel_size={k}, stride={s}, padding={p}, "
-                f"dilation={d}): nn.Conv2d gives {expected}, got {got!r}{hint}"
+                f"dilation={d}): nn.Conv2d gives {expected}, got {short(got)}{hint}"
             )
         tried += 1
     return f"equals nn.Conv2d's output width for all {tried} combinations tried"
@@ -65,8 +67,8 @@ def check_conv_flops(conv_flops) -> str:
     for case in cases:
         expected = counted_macs(*case)
         got = call(conv_flops, "conv_flops", *case)
-        if got != expected:
+        if not equals(got, expected):
             raise Mismatch(
-                f"conv_flops{case}: torch's FLOP counter gives {expected:,} multiply-adds, got {got!r}"
+                f"conv_flops{case}: torch's FLOP counter gives {expected:,} multiply-adds, got {short(got)}"
             )
     return f"equals torch's FLOP counter (multiply-adds) on {len(cases)} layers"
