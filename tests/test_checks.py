@@ -404,3 +404,52 @@ def test_pca_check_fixes_the_eigenvector_signs_whatever_scikit_learn_picks(monke
 
     monkeypatch.setattr(PCA, "fit", flipped_fit)
     assert np.allclose(pca_expected(images, alphas), by_hand)
+
+
+def _clobber(value):
+    """Overwrite an argument in place, as a careless student function might."""
+    import torch
+
+    if isinstance(value, np.ndarray):
+        value[...] = 0.123
+    elif isinstance(value, torch.Tensor):
+        value.fill_(0.123 if value.is_floating_point() else 0)
+    elif isinstance(value, list):
+        value.clear()
+
+
+@pytest.mark.parametrize("exercise_id", sorted(checks.registry()))
+def test_a_right_answer_that_changes_its_inputs_in_place_still_passes(exercise_id):
+    """The check hands the student copies, so its expected values come from the real inputs."""
+    import torch
+
+    def careless(solution):
+        def fn(*args, **kwargs):
+            result = solution(*args, **kwargs)
+            if isinstance(result, (np.ndarray, torch.Tensor)):
+                result = result.copy() if isinstance(result, np.ndarray) else result.clone()
+            elif isinstance(result, tuple):
+                result = tuple(r.clone() if isinstance(r, torch.Tensor) else r for r in result)
+            for value in (*args, *kwargs.values()):
+                _clobber(value)
+            return result
+
+        return fn
+
+    name = checks.registry()[exercise_id].names[0]
+    solved = next(ns[name] for ns in SOLVED.values() if name in ns)
+    result = run_check(exercise_id, {name: careless(solved)})
+    assert result.status == PASSED, result.line()
+
+
+def test_maxpool_backward_failing_inside_gradcheck_is_one_line():
+    solved = SOLVED["05"]["maxpool2d_backward"]
+    calls = []
+
+    def right_five_times(dout, argmax, input_shape):
+        calls.append(1)
+        return solved(dout, argmax, input_shape) if len(calls) <= 5 else np.zeros((1, 2, 3))
+
+    result = run_check("maxpool-backward", {"maxpool2d_backward": right_five_times})
+    assert result.status == FAILED and "\n" not in result.line()
+    assert "torch.autograd.gradcheck raised RuntimeError" in result.message, result.message

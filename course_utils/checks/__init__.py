@@ -18,6 +18,7 @@ Each ``course_utils/checks/<topic>.py`` module registers its exercises with
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -121,17 +122,29 @@ def check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
 
 
 def call(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the student's ``fn``; turn ``NotImplementedError`` into :class:`NotAttempted`
-    and any other exception into a one-line :class:`Mismatch`."""
+    """Call the student's ``fn`` on private copies of the arguments; turn
+    ``NotImplementedError`` into :class:`NotAttempted` and any other exception into a
+    one-line :class:`Mismatch`.
+
+    The copies keep a function that changes its inputs in place (``x -= x.mean()``) from
+    changing the check's own inputs, and so the expected values computed from them.
+    """
     if not callable(fn):
         raise Mismatch(f"`{name}` should be a function; got {type(fn).__name__}")
     try:
-        return fn(*args, **kwargs)
+        return fn(*map(_private_copy, args), **{k: _private_copy(v) for k, v in kwargs.items()})
     except NotImplementedError:
         raise NotAttempted(f"`{name}` still raises NotImplementedError") from None
     except Exception as exc:  # the student's code may raise anything; report it in one line
         inputs = describe_call(args, kwargs)
         raise Mismatch(f"{name}({inputs}) raised {type(exc).__name__}: {exc}") from None
+
+
+def _private_copy(value: Any) -> Any:
+    """A copy of an argument that the student's code may change freely."""
+    if hasattr(value, "detach") and hasattr(value, "clone"):
+        return value.detach().clone()
+    return copy.deepcopy(value)
 
 
 def describe_call(args: tuple, kwargs: dict) -> str:

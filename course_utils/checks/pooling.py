@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import Mismatch, call, exercise, expect_array
+from course_utils.checks import Mismatch, NotAttempted, as_array, call, exercise, expect_array
 
 CASES = [
     ((1, 1, 4, 4), 2, 2),
@@ -59,10 +59,17 @@ def check_maxpool_backward(maxpool2d_backward) -> str:
         @staticmethod
         def backward(ctx, dout):
             (indices,) = ctx.saved_tensors
-            return torch.as_tensor(maxpool2d_backward(dout, indices, ctx.shape), dtype=dout.dtype)
+            got = call(maxpool2d_backward, "maxpool2d_backward", dout, indices, ctx.shape)
+            return torch.as_tensor(as_array(got, "maxpool2d_backward", ctx.shape), dtype=dout.dtype)
 
     x = _x((1, 2, 4, 6), 7).requires_grad_()
-    if not torch.autograd.gradcheck(StudentMaxPool.apply, (x,), raise_exception=False):
+    try:
+        agrees = torch.autograd.gradcheck(StudentMaxPool.apply, (x,), raise_exception=False)
+    except (Mismatch, NotAttempted):
+        raise
+    except Exception as exc:  # e.g. autograd refusing a gradient of the wrong shape or dtype
+        raise Mismatch(f"torch.autograd.gradcheck raised {type(exc).__name__}: {exc}") from None
+    if not agrees:
         raise Mismatch("torch.autograd.gradcheck: your backward disagrees with finite differences")
     return f"equals autograd on {len(CASES)} cases and passes torch.autograd.gradcheck"
 
