@@ -453,3 +453,45 @@ def test_maxpool_backward_failing_inside_gradcheck_is_one_line():
     result = run_check("maxpool-backward", {"maxpool2d_backward": right_five_times})
     assert result.status == FAILED and "\n" not in result.line()
     assert "torch.autograd.gradcheck raised RuntimeError" in result.message, result.message
+
+
+def _kinds(args, kwargs) -> tuple:
+    """How a function is called: each argument's type (and dtype), keywords by name."""
+    import torch
+
+    def kind(value):
+        if isinstance(value, (torch.Tensor, np.ndarray)):
+            return f"{type(value).__name__}[{value.dtype}]"
+        if isinstance(value, (list, tuple)):
+            return f"{type(value).__name__}[{','.join(sorted({kind(v) for v in value}))}]"
+        return type(value).__name__
+
+    return tuple(kind(a) for a in args) + tuple(f"{k}={kind(v)}" for k, v in kwargs.items())
+
+
+@pytest.mark.parametrize("exercise_id", sorted(checks.registry()))
+def test_grading_calls_each_function_the_way_its_public_check_does(exercise_id):
+    """A function that passes its public check is never failed by how grading calls it: every
+    hidden case, after its trip through the wire into the sandbox, passes arguments of types
+    (tuple vs list, tensor vs array, dtype) and keywords the public check also used."""
+    import json
+
+    from course_utils.grading import wire
+    from course_utils.grading.hidden import hidden_tests
+    from course_utils.grading.sandbox import student_arguments
+
+    name = checks.registry()[exercise_id].names[0]
+    solved = next(ns[name] for ns in SOLVED.values() if name in ns)
+    public = set()
+
+    def spy(*args, **kwargs):
+        public.add(_kinds(args, kwargs))
+        return solved(*args, **kwargs)
+
+    assert run_check(exercise_id, {name: spy}).status == PASSED
+    test = hidden_tests()[exercise_id]
+    for args, kwargs in test.cases(np.random.default_rng(0)):
+        sent = {"args": list(args), "kwargs": kwargs, "as_torch": test.as_torch}
+        received = wire.decode(json.loads(json.dumps(wire.encode(sent))))
+        hidden = _kinds(*student_arguments(received))
+        assert hidden in public, f"grading calls {name}{hidden}; the public check only {public}"

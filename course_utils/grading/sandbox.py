@@ -268,6 +268,21 @@ class _Shell:
     getoutput = run_line_magic
 
 
+def student_arguments(call: dict) -> tuple[list, dict]:
+    """The arguments a decoded hidden-test call passes to the student's function: arrays
+    become tensors when the exercise works on tensors (``as_torch``)."""
+    args, kwargs = call["args"], call["kwargs"]
+    if not call.get("as_torch"):
+        return args, kwargs
+    import numpy as np
+    import torch
+
+    def convert(value):
+        return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+
+    return [convert(a) for a in args], {k: convert(v) for k, v in kwargs.items()}
+
+
 def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
     """In C, as the student user: run the setup, the cells and the calls, reporting each."""
     import numpy as np
@@ -299,15 +314,7 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
             fn = namespace.get(call["name"])
             if not callable(fn):
                 raise LookupError(call["name"])
-            args, kwargs = call["args"], call["kwargs"]
-            if call.get("as_torch"):
-                import torch
-
-                args = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
-                kwargs = {
-                    k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                    for k, v in kwargs.items()
-                }
+            args, kwargs = student_arguments(call)
             value = fn(*args, **kwargs)
             if call.get("pick") is not None:
                 value = value[call["pick"]]

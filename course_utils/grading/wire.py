@@ -19,12 +19,15 @@ MAX_FRAME = 8 * 1024 * 1024
 
 
 def encode(value: Any) -> Any:
-    """Arrays become ``{"__npy__": base64}``; lists, tuples, dicts, numbers and strings pass through."""
+    """Arrays become ``{"__npy__": base64}``, tuples ``{"__tuple__": [...]}``; lists, dicts,
+    numbers and strings pass through."""
     if isinstance(value, np.ndarray):
         buffer = io.BytesIO()
         np.save(buffer, value, allow_pickle=False)
         return {"__npy__": base64.b64encode(buffer.getvalue()).decode("ascii")}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):  # kept a tuple: the student's code may rely on it (shape + (1,))
+        return {"__tuple__": [encode(v) for v in value]}
+    if isinstance(value, list):
         return [encode(v) for v in value]
     if isinstance(value, dict):
         return {str(k): encode(v) for k, v in value.items()}
@@ -41,6 +44,8 @@ def decode(value: Any) -> Any:
         if set(value) == {"__npy__"}:
             raw = base64.b64decode(value["__npy__"], validate=True)
             return np.load(io.BytesIO(raw), allow_pickle=False)
+        if set(value) == {"__tuple__"} and isinstance(value["__tuple__"], list):
+            return tuple(decode(v) for v in value["__tuple__"])
         return {k: decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [decode(v) for v in value]

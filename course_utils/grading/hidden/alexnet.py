@@ -23,7 +23,7 @@ def lrn_cases(rng):
         ((3, 2, 2, 2), 9, 1.0, 2.0, 1.0),
     ]
     return [
-        ((3 * rng.normal(size=shape), n, k, alpha, beta), {})
+        ((3 * rng.normal(size=shape),), {"n": n, "k": k, "alpha": alpha, "beta": beta})
         for shape, n, k, alpha, beta in settings
     ]
 
