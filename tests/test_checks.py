@@ -495,3 +495,22 @@ def test_grading_calls_each_function_the_way_its_public_check_does(exercise_id):
         received = wire.decode(json.loads(json.dumps(wire.encode(sent))))
         hidden = _kinds(*student_arguments(received))
         assert hidden in public, f"grading calls {name}{hidden}; the public check only {public}"
+
+
+def test_grading_reads_a_return_value_as_the_public_check_does():
+    """Tensors of any dtype (bfloat16 included) are numbers to both; a string is numbers to
+    neither, and grading then says so instead of 'a call raised ValueError'."""
+    import torch
+
+    from course_utils.grading.sandbox import result_array
+
+    answer = torch.tensor([[1.5, -2.0]], dtype=torch.bfloat16, requires_grad=True)
+    read = result_array(answer)
+    assert read.dtype == np.float64 and read.tolist() == [[1.5, -2.0]]
+    public = run_check("convolve-full", {"convolve": lambda x, w: answer})
+    assert "expected shape" in public.message  # read as an array, not a traceback
+    assert result_array(["1", "x"]) is None
+    assert (
+        "expected a NumPy array"
+        in run_check("convolve-full", {"convolve": lambda x, w: "x"}).message
+    )

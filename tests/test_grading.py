@@ -153,7 +153,7 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
                 ),
             ),
             6.0,
-            "a call raised TypeError",
+            "a call returned something that is not an array of numbers",
         ),
         "loop_top_level": (
             _edit(

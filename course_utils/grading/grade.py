@@ -148,14 +148,15 @@ def _case_problem(
         if error == "LookupError":
             return "the exercise cell does not define the function"
         return f"a call raised {error}"
-    if value is None:
-        return "a call returned nothing the grader could read"
+    not_numbers = "a call returned something that is not an array of numbers"
+    if value is None:  # the sandbox sends no result for a value that holds no numbers
+        return not_numbers
     try:
         got = wire.decode(value)
     except (ValueError, TypeError, OSError):
-        return "a call returned something that is not an array of numbers"
+        return not_numbers
     if not isinstance(got, np.ndarray) or got.dtype.kind != "f":
-        return "a call returned something that is not an array of numbers"
+        return not_numbers
     if got.shape != expected.shape:
         return "wrong output shape on a hidden case"
     if not np.allclose(got, expected, atol=test.atol, rtol=test.rtol):

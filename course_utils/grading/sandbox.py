@@ -283,9 +283,23 @@ def student_arguments(call: dict) -> tuple[list, dict]:
     return [convert(a) for a in args], {k: convert(v) for k, v in kwargs.items()}
 
 
+def result_array(value):
+    """What a student's function returned, as float64 numbers (shape kept); None when it holds
+    none. Tensors of any dtype are read, bfloat16 included, as the public checks read them."""
+    import numpy as np
+
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            value = value.double()
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
 def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
     """In C, as the student user: run the setup, the cells and the calls, reporting each."""
-    import numpy as np
     from IPython.core.inputtransformer2 import TransformerManager
 
     transform = TransformerManager().transform_cell
@@ -322,10 +336,9 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
                 from course_utils.models import describe
 
                 value = describe(value)
-            if hasattr(value, "detach"):
-                value = value.detach().cpu()
-            value = np.asarray(value, dtype=np.float64)
-            wire.send(fd, {"t": "result", "stage": name, "value": wire.encode(value)})
+            numbers = result_array(value)
+            if numbers is not None:  # else no result: the grader says "not an array of numbers"
+                wire.send(fd, {"t": "result", "stage": name, "value": wire.encode(numbers)})
 
         stage(name, graded)
     wire.send(fd, {"t": "done"})
