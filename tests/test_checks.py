@@ -514,3 +514,33 @@ def test_grading_reads_a_return_value_as_the_public_check_does():
         "expected a NumPy array"
         in run_check("convolve-full", {"convolve": lambda x, w: "x"}).message
     )
+
+
+def test_a_mismatch_names_the_element_that_breaks_the_tolerance():
+    """Not the largest absolute difference, which can be inside the tolerance of a large value."""
+    with pytest.raises(checks.Mismatch) as failure:
+        checks.expect_array(
+            np.array([100.0005, 0.0011] + [0.0] * 11), [100.0, 0.001] + [0.0] * 11, what="f()"
+        )
+    message = str(failure.value)
+    assert "at index (1,) expected 0.001, got 0.0011" in message, message
+    assert (
+        "worst at (1,): |diff| 0.0001 > atol + rtol * |expected| = 1e-06 + 1e-05 * 0.001" in message
+    )
+    assert "max |diff| 0.0005" in message
+
+
+def test_single_precision_answers_are_told_to_keep_float64():
+    solved = SOLVED["02"]["conv2d_naive"]
+
+    def in_float32(x, w, b=None, stride=1, padding=0):
+        b = None if b is None else b.float()
+        return solved(x.float(), w.float(), b, stride=stride, padding=padding)
+
+    line = run_check("conv2d-naive", {"conv2d_naive": in_float32}).line()
+    assert line.startswith("❌") and "single-precision rounding" in line, line
+    assert "dtype=" in line
+    slightly_wrong = run_check(
+        "conv2d-naive", {"conv2d_naive": lambda *a, **k: solved(*a, **k) * 1.001}
+    )
+    assert slightly_wrong.status == FAILED and "single-precision" not in slightly_wrong.message

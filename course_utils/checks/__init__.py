@@ -213,19 +213,32 @@ def expect_array(
             f"{what}: expected floating-point values, got integer dtype {got.dtype} "
             "(did an integer array truncate the result?)"
         )
+    returned_dtype = got.dtype
     got = got.astype(np.float64)
     if not np.all(np.isfinite(got)):
         raise Mismatch(f"{what}: the result contains NaN or inf")
     if np.allclose(got, expected, atol=atol, rtol=rtol):
         return
     diff = np.abs(got - expected)
-    index = tuple(int(i) for i in np.unravel_index(np.argmax(diff), diff.shape))
-    if expected.size <= 12:
+    allowed = atol + rtol * np.abs(expected)  # np.allclose's test, element by element
+    index = tuple(int(i) for i in np.unravel_index(np.argmax(diff / allowed), diff.shape))
+    if expected.size <= 12 and short(expected) != short(got):
         shown = f"expected {short(expected)}, got {short(got)}"
-    else:
-        shown = f"at index {index} expected {expected[index]:.4g}, got {got[index]:.4g}"
+    else:  # enough digits to see the difference
+        digits = 4 if f"{expected[index]:.4g}" != f"{got[index]:.4g}" else 10
+        shown = (
+            f"at index {index} expected {expected[index]:.{digits}g}, got {got[index]:.{digits}g}"
+        )
+    hint = ""
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    if returned_dtype.kind == "f" and returned_dtype.itemsize < 8 or diff.max() <= 1e-5 * scale:
+        hint = (
+            "; this is single-precision rounding: the inputs are float64, so keep every "
+            "intermediate float64 (torch.zeros and torch.tensor make float32 unless given dtype=)"
+        )
     raise Mismatch(
-        f"{what}: {shown} (max |diff| {diff.max():.3g} at {index}; tolerance atol={atol:g}, rtol={rtol:g})"
+        f"{what}: {shown} (worst at {index}: |diff| {diff[index]:.3g} > atol + rtol * |expected| "
+        f"= {atol:g} + {rtol:g} * {abs(expected[index]):.3g}; max |diff| {diff.max():.3g}){hint}"
     )
 
 
