@@ -544,3 +544,25 @@ def test_single_precision_answers_are_told_to_keep_float64():
         "conv2d-naive", {"conv2d_naive": lambda *a, **k: solved(*a, **k) * 1.001}
     )
     assert slightly_wrong.status == FAILED and "single-precision" not in slightly_wrong.message
+
+
+def test_grading_gives_the_same_single_precision_hint():
+    from course_utils.grading import wire
+    from course_utils.grading.grade import _case_problem
+    from course_utils.grading.hidden import hidden_tests
+    from course_utils.grading.sandbox import Limits
+
+    test = hidden_tests()["conv2d-naive"]
+    expected = np.random.default_rng(0).normal(size=(2, 3, 4, 4))
+    ok = {"status": "ok"}
+
+    def problem(got):
+        return _case_problem(ok, wire.encode(got), expected, test, Limits())
+
+    assert problem(expected.copy()) is None
+    expected[0, 0, 0, 0] = 1e-3  # float32 arithmetic's error is absolute, so small values fail
+    float32_like = expected.copy()
+    float32_like[0, 0, 0, 0] += 2e-6
+    message = problem(float32_like)
+    assert message.startswith("wrong values on a hidden case: this is single-precision rounding")
+    assert problem(expected * 1.001) == "wrong values on a hidden case"

@@ -230,16 +230,27 @@ def expect_array(
             f"at index {index} expected {expected[index]:.{digits}g}, got {got[index]:.{digits}g}"
         )
     hint = ""
-    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-    if returned_dtype.kind == "f" and returned_dtype.itemsize < 8 or diff.max() <= 1e-5 * scale:
-        hint = (
-            "; this is single-precision rounding: the inputs are float64, so keep every "
-            "intermediate float64 (torch.zeros and torch.tensor make float32 unless given dtype=)"
-        )
+    if returned_dtype.kind == "f" and returned_dtype.itemsize < 8 or rounding_only(got, expected):
+        hint = f"; {SINGLE_PRECISION}"
     raise Mismatch(
         f"{what}: {shown} (worst at {index}: |diff| {diff[index]:.3g} > atol + rtol * |expected| "
         f"= {atol:g} + {rtol:g} * {abs(expected[index]):.3g}; max |diff| {diff.max():.3g}){hint}"
     )
+
+
+SINGLE_PRECISION = (
+    "this is single-precision rounding: the inputs are float64, so keep every intermediate "
+    "float64 (torch.zeros and torch.tensor make float32 unless given dtype=)"
+)
+
+
+def rounding_only(got, expected) -> bool:
+    """Whether two same-shape float arrays differ by no more than float32 rounding would
+    (relative to the largest expected value, at least 1)."""
+    import numpy as np
+
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    return bool(np.abs(got - expected).max(initial=0.0) <= 1e-5 * scale)
 
 
 def equals(got: Any, expected: Any) -> bool:

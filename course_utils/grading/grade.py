@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from course_utils import notebooks
-from course_utils.checks import registry
+from course_utils.checks import SINGLE_PRECISION, registry, rounding_only
 from course_utils.env import repo_root
 from course_utils.grading import submission, wire
 from course_utils.grading.hidden import HIDDEN_DIR, HiddenTest, hidden_tests
@@ -160,6 +160,8 @@ def _case_problem(
     if got.shape != expected.shape:
         return "wrong output shape on a hidden case"
     if not np.allclose(got, expected, atol=test.atol, rtol=test.rtol):
+        if rounding_only(got, expected):
+            return f"wrong values on a hidden case: {SINGLE_PRECISION}"
         return "wrong values on a hidden case"
     return None
 
