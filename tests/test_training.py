@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from torch import nn
 
 from course_utils import datasets, models, train, viz
 from course_utils.loader import DeviceLoader
@@ -163,6 +164,49 @@ def test_fit_names_a_model_data_shape_mismatch():
 
 def test_precision_policy_on_cpu():
     assert train.precision(torch.device("cpu")) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("capability", "policy"),
+    [
+        ((7, 5), (torch.float16, True)),
+        ((8, 0), (torch.bfloat16, False)),
+        ((9, 0), (torch.bfloat16, False)),
+    ],
+)
+def test_precision_policy_by_compute_capability(monkeypatch, capability, policy):
+    """A T4 (7.5, Colab's free GPU) gets fp16 with a gradient scaler; A100 and H100 get bf16."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert train.precision(torch.device("cuda", 0)) == policy
+
+
+def test_fp16_with_a_gradient_scaler_trains(monkeypatch):
+    """The T4 path of fit (fp16 autocast, GradScaler, unscale before clipping, one-cycle), run on
+    the CPU: it must run the layers in fp16 and still learn."""
+    monkeypatch.setattr(train, "precision", lambda device: (torch.float16, True))
+    torch.manual_seed(0)
+    x = torch.randn(256, 1, 8, 8)
+    y = (x.mean((1, 2, 3)) > 0).long()
+    loader = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)]
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+    dtypes = []
+    model[0].register_forward_hook(lambda module, inputs, out: dtypes.append(out.dtype))
+    history = train.fit(
+        model,
+        loader,
+        epochs=5,
+        lr=1e-2,
+        val=loader,
+        scheduler="onecycle",
+        max_grad_norm=1.0,
+        progress=False,
+    )
+    # every training and evaluation step of 5 epochs x 8 batches ran in fp16; only fit's shape
+    # check, before training, ran outside autocast
+    assert dtypes.count(torch.float16) == 2 * 5 * 8 and dtypes.count(torch.float32) == 1
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
+    assert history.last["val_acc"] > 0.75
 
 
 def test_train_or_load_saves_verifies_and_refuses(tmp_path):
