@@ -41,7 +41,7 @@ CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
     0x40000000,
 )
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
 FIRST_UID = 61000  # slot k runs as uid/gid FIRST_UID + k (no account needed)
 
 
@@ -438,12 +438,26 @@ def _attempt(job: dict, uid: int, skip: set[str], deadline: float) -> tuple[dict
         os.close(progress_r)
         os.close(control_r)
         os.waitpid(b, 0)
+        _reap_orphans()
     if (
         not done and failure is None
     ):  # C died (segfault, os._exit, kill): blame the last stage it began
         failure = last or "setup"
         stages[failure] = {"status": "crashed"}
     return stages, failure, results
+
+
+def _reap_orphans(patience: float = 10.0) -> None:
+    """Reap any C that outlived its B (a timeout kills both): as a child subreaper the zygote
+    inherits it, so it never lingers as a zombie of the student's user."""
+    give_up = time.monotonic() + patience
+    while time.monotonic() < give_up:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # no children left
+            return
+        if pid == 0:  # one is still dying from its SIGKILL
+            time.sleep(0.01)
 
 
 def run_job(job: dict, uid: int) -> dict:
@@ -481,6 +495,7 @@ def serve(uid: int) -> None:
     import course_utils.env  # noqa: F401
 
     torch.set_num_threads(1)
+    _libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     out = sys.stdout
     sys.stdout = sys.stderr
     out.write(json.dumps({"ready": True}) + "\n")
