@@ -279,6 +279,25 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
             0.0,
             "not attempted",
         ),
+        # helpers and imports in a cell of their own run too; a cell that computes does not
+        "helper_in_own_cell": (
+            _helper_cell(
+                "from numpy import convolve as _np_convolve\n\ndef _flip(w):\n    return w[::-1]\n",
+                "def convolve(x, w):\n    return _np_convolve(x, _flip(_flip(w)))\n",
+            ),
+            FULL,
+            "passed all 5 hidden cases",
+        ),
+        "helper_beside_code": (
+            _helper_cell(
+                "demo = [1, 2, 3]\n\ndef _flip(w):\n    return w[::-1]\n",
+                "def convolve(x, w):\n    return np.convolve(x, _flip(_flip(w)))\n",
+            ),
+            6.0,
+            "a call raised NameError: grading runs only the course's setup cell, your cells that "
+            "only import or define functions and classes, and the exercise cells (`_flip` is "
+            "defined in none of them)",
+        ),
         "invalid_json": (b'{"cells": [', 0.0, "not valid JSON"),
         "json_not_notebook": (b'{"hello": [1, 2, 3]}', 0.0, "not a Jupyter notebook"),
         "json_list": (b"[1, 2, 3]", 0.0, "not a Jupyter notebook"),
@@ -290,6 +309,19 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
 def _drop(nb, predicate):
     nb.cells = [c for c in nb.cells if not predicate(c)]
     return nb
+
+
+def _helper_cell(helper, body):
+    """An edit that puts ``helper`` in a code cell of its own above the convolve-full exercise,
+    whose function ``body`` uses it."""
+
+    def apply(nb):
+        _edit("convolve-full", body=body)(nb)
+        index = nb.cells.index(_cell(nb, "convolve-full"))
+        nb.cells.insert(index, nbformat.v4.new_code_cell(helper))
+        return nb
+
+    return apply
 
 
 def _duplicate_wrong(nb):

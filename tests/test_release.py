@@ -264,3 +264,33 @@ def test_nested_notebooks_are_found_without_following_links(tmp_path):
     (upload / "linked_folder").symlink_to(upload / "notebooks", target_is_directory=True)
     found = [p.as_posix() for p in notebook_files(upload)]
     assert found == ["linked.ipynb", "top.ipynb", "notebooks/01_convolution_1d.ipynb"]
+
+
+def test_grading_runs_a_students_import_and_definition_cells_only():
+    from course_utils.grading.submission import helper_sources
+
+    cells = [
+        "import scipy.signal\n\ndef _flip(w):\n    '''Reverse.'''\n    return w[::-1]\n",
+        "class Net:\n    pass\n",
+        "demo = [1, 2, 3]\n\ndef helper():\n    pass\n",  # computes something: not run
+        "%matplotlib inline\nimport os\n",  # a magic: not plain Python, not run
+        "# EXERCISE: convolve-full\ndef convolve(x, w):\n    pass\n",  # run as the exercise
+        "check('convolve-full')\n",
+        "",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in cells])
+    assert helper_sources(nb) == cells[:2]
+
+
+def test_a_name_error_is_traced_to_names_no_graded_cell_defines():
+    from course_utils.grading.submission import undefined_names
+
+    exercise = (
+        "def convolve(x, w):\n"
+        "    total = [v for v in x]\n"
+        "    return np.convolve(total, _flip(w)) * SCALE + len(x)\n"
+    )
+    assert undefined_names(exercise, ["import numpy as np"]) == ["SCALE", "_flip"]
+    graded = ["import numpy as np", "def _flip(w):\n    return w[::-1]", "SCALE = 2"]
+    assert undefined_names(exercise, graded) == []
+    assert undefined_names(exercise, ["from numpy import *"]) == []  # unsure: name nothing

@@ -1,8 +1,9 @@
 """Grade a folder of submissions: ``SUBMISSIONS/<student>/<notebook>.ipynb``.
 
 For each submission the grader (trusted) reads the notebook, takes the setup cell from the
-*source* notebook and the student's exercise cells, generates the hidden inputs, and sends all
-of it to a sandbox (:mod:`.sandbox`). Only numbers come back. Expected values are computed here,
+*source* notebook, the student's exercise cells and the student's cells that only import or
+define functions and classes, generates the hidden inputs, and sends all of it to a sandbox
+(:mod:`.sandbox`). Only numbers come back. Expected values are computed here,
 after the student's process has ended, and compared here, so nothing the student's code does to
 NumPy, torch or builtins can change a score. Feedback names what went wrong without showing
 hidden inputs, expected values, the student's printed output or solution text.
@@ -166,6 +167,18 @@ def _case_problem(
     return None
 
 
+def _name_error(exercise_source: str, run_sources: list[str]) -> str:
+    """Explain a NameError: grading runs only some cells, and names what the exercise cell
+    reads that none of them defines."""
+    missing = submission.undefined_names(exercise_source, run_sources)
+    what = f" (`{'`, `'.join(missing[:3])}` is defined in none of them)" if missing else ""
+    return (
+        "a call raised NameError: grading runs only the course's setup cell, your cells that "
+        f"only import or define functions and classes, and the exercise cells{what}; "
+        "define what your function uses in its exercise cell"
+    )
+
+
 def score(
     source: SourceNotebook,
     cells: dict[str, str],
@@ -174,6 +187,7 @@ def score(
     calls: list[dict],
     tests: dict[str, HiddenTest],
     limits: Limits,
+    helpers: list[str],
 ) -> list[ExerciseResult]:
     """Compare what came back from the sandbox with expected values computed here."""
     stages, values = reply["stages"], reply["results"]
@@ -203,6 +217,8 @@ def score(
             output = f"passed all {len(mine)} hidden cases"
         else:
             first = next(p for p in problems if p is not None)
+            if first == "a call raised NameError":
+                first = _name_error(cells[exercise_id], [source.setup, *helpers, *cells.values()])
             output = f"passed {passed} of {len(mine)} hidden cases; {first}"
             if cell.get("status") == "error":
                 output += f" (the exercise cell raised {cell.get('error')})"
@@ -305,6 +321,7 @@ class Grader:
             row.status, row.reason = "rejected", str(exc)
             return row
         cells, repeated = submission.exercise_sources(nb)
+        helpers = submission.helper_sources(nb)
         calls, tests = _calls(source)
         job = Job(
             source.setup,
@@ -312,6 +329,7 @@ class Grader:
             calls,
             self.limits,
             self.hide,
+            helpers,
         )
         zygote = self.pool.get()
         try:
@@ -333,7 +351,7 @@ class Grader:
             )
         if "wall" in reply["stages"]:
             row.reason = f"stopped at the {self.limits.wall:g} s limit for one submission"
-        row.exercises = score(source, cells, repeated, reply, calls, tests, self.limits)
+        row.exercises = score(source, cells, repeated, reply, calls, tests, self.limits, helpers)
         row.score = round(sum(e.score for e in row.exercises), 2)
         return row
 

@@ -52,7 +52,10 @@ A cell that starts with `# EXERCISE: <id>` asks you to write a function: replace
 `raise NotImplementedError(...)` with your code, run the cell, then run the `check("<id>")` cell
 below it. ✅ means your function agrees with NumPy/PyTorch on several inputs; ❌ shows the input,
 the expected and the actual value; ⏳ means not attempted yet. Later cells never use your answer,
-so Run All always reaches the end. Submit the notebook file (`.ipynb`) you worked in.
+so Run All always reaches the end. Submit the notebook file (`.ipynb`) you worked in. Grading
+runs the exercise cells, and your cells that only import modules or define functions and classes,
+but no other cell: keep everything else your function uses (a variable, a dataset) inside its
+exercise cell.
 
 Without a network the notebooks use small stand-in datasets and say so (`COURSE_OFFLINE=1`
 forces this).

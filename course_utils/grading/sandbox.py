@@ -9,7 +9,8 @@ runs student code itself; for each attempt at a job it forks:
   hidden tests, the submissions and the output folder); then it forks
 - **C**, PID 1 of the new PID namespace: resource limits (memory, processes, file size, open
   files, no core dumps), stdout/stderr into a capped file, then it drops to an unprivileged
-  per-slot user and runs the setup cell, the student's exercise cells and the graded calls.
+  per-slot user and runs the setup cell, the student's helper cells (imports and definitions
+  only), the exercise cells and the graded calls.
 
 C reports progress over a pipe as length-prefixed JSON frames; results are ``.npy`` bytes
 loaded with ``allow_pickle=False``. The zygote enforces every time limit from outside
@@ -64,13 +65,15 @@ class Limits:
 
 @dataclass
 class Job:
-    """One submission to run: setup source, exercise cells and graded calls (plain data)."""
+    """One submission to run: setup source, exercise cells and graded calls (plain data), and
+    the student's helper cells (imports and definitions only), run after the setup."""
 
     setup: str
     cells: list[tuple[str, str]]
     calls: list[dict]
     limits: Limits = field(default_factory=Limits)
     hide: list[str] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)
 
 
 def call_stage(call: dict) -> str:
@@ -130,6 +133,7 @@ class Zygote:
         message = {
             "setup": job.setup,
             "cells": job.cells,
+            "helpers": job.helpers,
             "calls": wire.encode(job.calls),
             "limits": asdict(job.limits),
             "hide": job.hide,
@@ -319,6 +323,8 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
         return lambda: exec(compile(transform(src), "<cell>", "exec"), namespace)
 
     stage("setup", run_cell(job["setup"]))
+    for index, src in enumerate(job["helpers"]):
+        stage(f"helper:{index}", run_cell(src))
     for exercise_id, src in job["cells"]:
         stage(f"cell:{exercise_id}", run_cell(src))
     for call in wire.decode(job["calls"]):
@@ -466,7 +472,7 @@ def run_job(job: dict, uid: int) -> dict:
     stages: dict[str, dict] = {}
     results: dict[str, dict] = {}
     skip: set[str] = set()
-    for _ in range(2 + len(job["cells"])):
+    for _ in range(2 + len(job["helpers"]) + len(job["cells"])):
         new_stages, failure, new_results = _attempt(job, uid, skip, deadline)
         stages.update(new_stages)
         results.update(new_results)

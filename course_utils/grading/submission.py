@@ -5,6 +5,7 @@ Every problem becomes a :class:`SubmissionError` whose message is safe to show t
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import stat
@@ -81,3 +82,68 @@ def exercise_sources(nb) -> tuple[dict[str, str], set[str]]:
                 repeated.add(exercise_id)
             found[exercise_id] = notebooks.source(cell)
     return found, repeated
+
+
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def helper_sources(nb) -> list[str]:
+    """Sources of the code cells, other than exercise cells, that only import modules and define
+    functions or classes (a docstring aside). Grading runs them before the exercise cells, so a
+    helper function or an import in a cell of its own works as it did in the notebook; cells
+    that compute anything else (training, plots, data) are not run."""
+    helpers = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or notebooks.exercise_id(cell) is not None:
+            continue
+        src = notebooks.source(cell)
+        try:
+            body = ast.parse(src).body
+        except SyntaxError:  # IPython magics or shell escapes, or code that does not parse
+            continue
+        if body and all(
+            isinstance(node, _DEFINITIONS)
+            or isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            for node in body
+        ):
+            helpers.append(src)
+    return helpers
+
+
+def undefined_names(exercise_source: str, run_sources: list[str]) -> list[str]:
+    """Names the exercise cell reads that no source grading runs binds anywhere, and that are
+    not builtins: what a NameError most likely came from. Computed from the student's own
+    code, so it reveals nothing hidden. Empty when unsure (a star import, unparsable code)."""
+    import builtins
+
+    bound = set(dir(builtins))
+    try:
+        trees = [ast.parse(src) for src in [exercise_source, *run_sources]]
+    except SyntaxError:
+        return []
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                bound.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    if alias.name == "*":
+                        return []
+                    bound.add(alias.asname or alias.name.split(".")[0])
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                bound.add(node.name)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                bound.update(node.names)
+            elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
+                bound.add(node.name)
+    read = [
+        node.id
+        for node in ast.walk(trees[0])
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    ]
+    return sorted(set(read) - bound)
