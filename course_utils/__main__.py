@@ -145,7 +145,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print(
             f"{row.student:<24} {row.notebook:<28} {row.score:>6g} / {row.max_score:<4g} {row.status:<9} {row.reason}"
         )
-    print(f"graded {len(rows)} notebook(s); reports in {args.out}")
+    print(
+        f"graded {len(rows)} notebook(s); reports in {args.out}: grades.csv, exercises.csv, "
+        "summary.md (per exercise, for the class) and <student>/feedback.md"
+    )
     return 0
 
 

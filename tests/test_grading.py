@@ -461,6 +461,42 @@ def test_grades_csv_has_one_intact_row_per_student(batch):
     )  # the victim's file is intact
 
 
+def test_class_tables_show_each_exercise_across_students(batch):
+    with open(batch["out"] / "exercises.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["student", "notebook", "exercise", "score", "max_score", "feedback"]
+    graded = [student for student, row in batch["rows"].items() if row.exercises]
+    assert sorted(r["student"] for r in rows) == sorted(graded * len(POINTS))
+    correct = {r["exercise"]: r["score"] for r in rows if r["student"] == "correct"}
+    assert correct == {exercise: f"{points:g}" for exercise, points in POINTS.items()}
+
+    summary = (batch["out"] / "summary.md").read_text(encoding="utf-8")
+    for exercise, points in POINTS.items():
+        scores = [float(r["score"]) for r in rows if r["exercise"] == exercise]
+        line = next(line for line in summary.splitlines() if f"| {exercise} |" in line)
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert cells[:6] == [
+            NB,
+            exercise,
+            str(len(scores)),
+            f"{sum(scores) / len(scores):.2f} / {points:g}",
+            str(scores.count(points)),
+            str(scores.count(0.0)),
+        ]
+    convolve = next(line for line in summary.splitlines() if "| convolve-full |" in line)
+    assert convolve.endswith(f"| {_count_wrong_values(rows)} × wrong values on a hidden case |")
+    missing = sum(row.status == "missing" for row in batch["rows"].values())
+    assert f"{missing} missing" in summary.split("Not graded: ")[1]
+
+
+def _count_wrong_values(rows):
+    return sum(
+        r["feedback"].endswith("; wrong values on a hidden case")
+        for r in rows
+        if r["exercise"] == "convolve-full"
+    )
+
+
 def test_results_json_follows_gradescopes_schema(batch):
     results = json.loads((batch["out"] / "correct" / "results.json").read_text())
     assert results["score"] == FULL

@@ -17,6 +17,7 @@ import os
 import queue
 import socket
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -493,7 +494,8 @@ def grade_folder(
 
 
 def write_reports(rows: list[NotebookResult], out: Path) -> None:
-    """grades.csv, and per student results.json (Gradescope's schema) and feedback.md."""
+    """grades.csv, per student results.json (Gradescope's schema) and feedback.md, and the
+    class tables of :func:`write_class_tables`."""
     with open(out / "grades.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", "notebook", "score", "max_score", "status", "reason"])
@@ -511,6 +513,63 @@ def write_reports(rows: list[NotebookResult], out: Path) -> None:
             json.dumps(gradescope_results(mine), indent=2), encoding="utf-8"
         )
         (folder / "feedback.md").write_text(feedback(student, mine), encoding="utf-8")
+    write_class_tables(rows, out)
+
+
+def write_class_tables(rows: list[NotebookResult], out: Path) -> None:
+    """exercises.csv (one row per student and exercise) and summary.md (per exercise: how many
+    got full marks, how many none, and the most common problem) for the teaching assistant."""
+    graded = [r for r in rows if r.exercises]
+    with open(out / "exercises.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "notebook", "exercise", "score", "max_score", "feedback"])
+        for r in graded:
+            for e in r.exercises:
+                writer.writerow(
+                    [
+                        r.student,
+                        r.notebook,
+                        e.exercise_id,
+                        f"{e.score:g}",
+                        f"{e.max_score:g}",
+                        e.output,
+                    ]
+                )
+    lines = [
+        "# Class summary",
+        "",
+        "| notebook | exercise | graded | mean score | full marks | no marks | most common problem |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by_exercise: dict[tuple[str, str], list[ExerciseResult]] = {}
+    for r in graded:
+        for e in r.exercises:
+            by_exercise.setdefault((r.notebook, e.exercise_id), []).append(e)
+    for (notebook, exercise_id), results in sorted(by_exercise.items()):
+        top = max(e.max_score for e in results)
+        problems = Counter(_problem(e.output) for e in results if e.score < e.max_score)
+        common = ""
+        if problems:
+            ((problem, count),) = problems.most_common(1)
+            common = f"{count} × {problem}".replace("|", "\\|")
+        lines.append(
+            f"| {notebook} | {exercise_id} | {len(results)} "
+            f"| {sum(e.score for e in results) / len(results):.2f} / {top:g} "
+            f"| {sum(e.score == e.max_score for e in results)} | {sum(e.score == 0 for e in results)} "
+            f"| {common} |"
+        )
+    ungraded = Counter(r.status for r in rows if not r.exercises)
+    if ungraded:
+        lines += [
+            "",
+            "Not graded: " + ", ".join(f"{n} {status}" for status, n in sorted(ungraded.items())),
+        ]
+    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _problem(output: str) -> str:
+    """The problem part of an exercise's feedback, without its case count."""
+    return output.split("; ", 1)[1] if output.startswith("passed ") and "; " in output else output
 
 
 def gradescope_results(rows: list[NotebookResult]) -> dict:
