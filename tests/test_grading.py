@@ -298,6 +298,13 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
             "only import or define functions and classes, and the exercise cells (`_flip` is "
             "defined in none of them)",
         ),
+        # a fixed version in a new cell below a wrong exercise cell: the exercise cell counts
+        "revised_below": (
+            _revised_below,
+            6.4,
+            "wrong values on a hidden case; `convolve` is also defined in a cell outside its "
+            "exercise cell, and only the exercise cell's version is graded",
+        ),
         "invalid_json": (b'{"cells": [', 0.0, "not valid JSON"),
         "json_not_notebook": (b'{"hello": [1, 2, 3]}', 0.0, "not a Jupyter notebook"),
         "json_list": (b"[1, 2, 3]", 0.0, "not a Jupyter notebook"),
@@ -322,6 +329,14 @@ def _helper_cell(helper, body):
         return nb
 
     return apply
+
+
+def _revised_below(nb):
+    _edit("convolve-full", body=WRONG_CONVOLVE)(nb)
+    index = nb.cells.index(_cell(nb, "convolve-full"))
+    fixed = "def convolve(x, w):\n    return np.convolve(x, w)\n"
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(fixed))
+    return nb
 
 
 def _duplicate_wrong(nb):

@@ -182,16 +182,15 @@ def _name_error(exercise_source: str, run_sources: list[str]) -> str:
 
 def score(
     source: SourceNotebook,
-    cells: dict[str, str],
-    repeated: set[str],
+    submitted: submission.Submitted,
     reply: dict,
     calls: list[dict],
     tests: dict[str, HiddenTest],
     limits: Limits,
-    helpers: list[str],
 ) -> list[ExerciseResult]:
     """Compare what came back from the sandbox with expected values computed here."""
     stages, values = reply["stages"], reply["results"]
+    cells, names = submitted.cells, registry()
     results = []
     for exercise_id in source.exercise_ids:
         test = tests[exercise_id]
@@ -219,11 +218,18 @@ def score(
         else:
             first = next(p for p in problems if p is not None)
             if first == "a call raised NameError":
-                first = _name_error(cells[exercise_id], [source.setup, *helpers, *cells.values()])
+                run = [source.setup, *submitted.helpers, *cells.values()]
+                first = _name_error(cells[exercise_id], run)
             output = f"passed {passed} of {len(mine)} hidden cases; {first}"
             if cell.get("status") == "error":
                 output += f" (the exercise cell raised {cell.get('error')})"
-        if exercise_id in repeated:
+            function = names[exercise_id].names[0]
+            if function in submitted.defined_elsewhere:
+                output += (
+                    f"; `{function}` is also defined in a cell outside its exercise cell, and only "
+                    "the exercise cell's version is graded"
+                )
+        if exercise_id in submitted.repeated:
             output += "; the exercise cell appears more than once, the last one was graded"
         results.append(ExerciseResult(exercise_id, points, test.points, output))
     return results
@@ -321,16 +327,15 @@ class Grader:
         except submission.SubmissionError as exc:
             row.status, row.reason = "rejected", str(exc)
             return row
-        cells, repeated = submission.exercise_sources(nb)
-        helpers = submission.helper_sources(nb)
+        submitted = submission.read_submitted(nb)
         calls, tests = _calls(source)
         job = Job(
             source.setup,
-            [(i, cells[i]) for i in source.exercise_ids if i in cells],
+            [(i, submitted.cells[i]) for i in source.exercise_ids if i in submitted.cells],
             calls,
             self.limits,
             self.hide,
-            helpers,
+            submitted.helpers,
         )
         zygote = self.pool.get()
         try:
@@ -352,7 +357,7 @@ class Grader:
             )
         if "wall" in reply["stages"]:
             row.reason = f"stopped at the {self.limits.wall:g} s limit for one submission"
-        row.exercises = score(source, cells, repeated, reply, calls, tests, self.limits, helpers)
+        row.exercises = score(source, submitted, reply, calls, tests, self.limits)
         row.score = round(sum(e.score for e in row.exercises), 2)
         return row
 

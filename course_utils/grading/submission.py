@@ -9,6 +9,7 @@ import ast
 import json
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -85,6 +86,32 @@ def exercise_sources(nb) -> tuple[dict[str, str], set[str]]:
 
 
 _DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What grading takes from a submitted notebook."""
+
+    cells: dict[str, str]  # exercise id -> source of its exercise cell (the last, if repeated)
+    repeated: set[str]  # exercise ids whose cell appears more than once
+    helpers: list[str]  # cells that only import or define, run before the exercise cells
+    defined_elsewhere: set[str]  # functions defined at the top level of a non-exercise cell
+
+
+def read_submitted(nb) -> Submitted:
+    """The exercise cells, helper cells and functions defined outside exercise cells of ``nb``."""
+    cells, repeated = exercise_sources(nb)
+    elsewhere = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and notebooks.exercise_id(cell) is None:
+            try:
+                body = ast.parse(notebooks.source(cell)).body
+            except SyntaxError:
+                continue
+            elsewhere |= {
+                n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+            }
+    return Submitted(cells, repeated, helper_sources(nb), elsewhere)
 
 
 def helper_sources(nb) -> list[str]:
