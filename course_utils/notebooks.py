@@ -79,9 +79,12 @@ class ExerciseCell:
 
 def exercise_id(cell) -> str | None:
     """The id after ``# EXERCISE:`` on the first line of a code cell, else None."""
-    if cell.cell_type != "code":
-        return None
-    first = source(cell).lstrip().splitlines()[:1]
+    return exercise_id_of_source(source(cell)) if cell.cell_type == "code" else None
+
+
+def exercise_id_of_source(src: str) -> str | None:
+    """The id after ``# EXERCISE:`` on the first line of a code cell's source, else None."""
+    first = src.lstrip().splitlines()[:1]
     if first and first[0].startswith(EXERCISE_MARKER):
         return first[0][len(EXERCISE_MARKER) :].strip()
     return None

@@ -566,3 +566,27 @@ def test_grading_gives_the_same_single_precision_hint():
     message = problem(float32_like)
     assert message.startswith("wrong values on a hidden case: this is single-precision rounding")
     assert problem(expected * 1.001) == "wrong values on a hidden case"
+
+
+def _define_in_cell(src: str, cell_name: str) -> dict:
+    """Run ``src`` as Jupyter runs a cell: the source kept in linecache under the cell's name,
+    in a namespace whose ``__name__`` is ``__main__``."""
+    import linecache
+
+    linecache.cache[cell_name] = (len(src), None, src.splitlines(True), cell_name)
+    namespace = {"__name__": "__main__", "np": np}
+    exec(compile(src, cell_name, "exec"), namespace)
+    return namespace
+
+
+def test_a_function_defined_outside_its_exercise_cell_gets_a_note():
+    body = "def convolve(x, w):\n    return np.convolve(x, w)\n"
+    elsewhere = _define_in_cell(body, "<cell-below>")
+    note = "comes from a cell other than its `# EXERCISE: convolve-full` cell"
+    result = run_check("convolve-full", elsewhere)
+    assert result.status == PASSED and note in result.message
+    wrong = _define_in_cell(body.replace("convolve(x, w)\n", "correlate(x, w, 'full')\n"), "<c2>")
+    assert note in run_check("convolve-full", wrong).message
+    in_place = _define_in_cell("# EXERCISE: convolve-full\n" + body, "<exercise-cell>")
+    assert note not in run_check("convolve-full", in_place).message
+    assert note not in run_check("convolve-full", {"convolve": np.convolve}).message

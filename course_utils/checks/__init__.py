@@ -105,8 +105,33 @@ def run_check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
     except NotAttempted as exc:
         return CheckResult(exercise_id, NOT_ATTEMPTED, f"not attempted yet ({exc})")
     except Mismatch as exc:
-        return CheckResult(exercise_id, FAILED, str(exc))
-    return CheckResult(exercise_id, PASSED, summary)
+        return CheckResult(exercise_id, FAILED, str(exc) + _defined_elsewhere(ex, namespace))
+    return CheckResult(exercise_id, PASSED, summary + _defined_elsewhere(ex, namespace))
+
+
+def _defined_elsewhere(ex: Exercise, namespace: Mapping[str, Any]) -> str:
+    """A note when the checked function was last defined in a cell that is not its exercise
+    cell (a fixed version in a new cell below): grading takes the exercise cell's version.
+
+    Jupyter keeps each cell's source in ``linecache`` under the file name its functions carry;
+    where it does not (plain Python), there is nothing to say.
+    """
+    import linecache
+
+    from course_utils.notebooks import exercise_id_of_source
+
+    for name in ex.names:
+        value = namespace[name]
+        code = getattr(value, "__code__", None)
+        if code is None or getattr(value, "__module__", None) != "__main__":
+            continue  # not a function defined in the notebook (a library function, a class)
+        lines = linecache.getlines(code.co_filename)
+        if lines and exercise_id_of_source("".join(lines)) != ex.id:
+            return (
+                f"; note: this `{name}` comes from a cell other than its `# EXERCISE: {ex.id}` "
+                "cell, and grading uses the exercise cell's version"
+            )
+    return ""
 
 
 def check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
