@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_utils.checks import exercise_id_of_source
 from course_utils.env import repo_root
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-EXERCISE_MARKER = "# EXERCISE:"
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 CHECK_OUTPUT_MARKER = "# NBVAL_CHECK_OUTPUT"
@@ -80,14 +80,6 @@ class ExerciseCell:
 def exercise_id(cell) -> str | None:
     """The id after ``# EXERCISE:`` on the first line of a code cell, else None."""
     return exercise_id_of_source(source(cell)) if cell.cell_type == "code" else None
-
-
-def exercise_id_of_source(src: str) -> str | None:
-    """The id after ``# EXERCISE:`` on the first line of a code cell's source, else None."""
-    first = src.lstrip().splitlines()[:1]
-    if first and first[0].startswith(EXERCISE_MARKER):
-        return first[0][len(EXERCISE_MARKER) :].strip()
-    return None
 
 
 def check_call_ids(cell) -> list[str]:

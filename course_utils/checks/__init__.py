@@ -26,6 +26,7 @@ from typing import Any
 from course_utils.env import flag
 from course_utils.registry import Registry
 
+EXERCISE_MARKER = "# EXERCISE:"
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 _SYMBOL = {PASSED: "✅", FAILED: "❌", NOT_ATTEMPTED: "⏳"}
 
@@ -80,6 +81,14 @@ def exercise(exercise_id: str, *names: str) -> Callable[[Callable[..., str]], Ca
     return register
 
 
+def exercise_id_of_source(src: str) -> str | None:
+    """The id after ``# EXERCISE:`` on the first line of a code cell's source, else None."""
+    first = src.lstrip().splitlines()[:1]
+    if first and first[0].startswith(EXERCISE_MARKER):
+        return first[0][len(EXERCISE_MARKER) :].strip()
+    return None
+
+
 def registry() -> dict[str, Exercise]:
     """All registered exercises, importing every check module of this package once."""
     return _REGISTRY.load()
@@ -117,8 +126,6 @@ def _defined_elsewhere(ex: Exercise, namespace: Mapping[str, Any]) -> str:
     where it does not (plain Python), there is nothing to say.
     """
     import linecache
-
-    from course_utils.notebooks import exercise_id_of_source
 
     for name in ex.names:
         value = namespace[name]
