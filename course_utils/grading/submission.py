@@ -101,16 +101,12 @@ class Submitted:
 def read_submitted(nb) -> Submitted:
     """The exercise cells, helper cells and functions defined outside exercise cells of ``nb``."""
     cells, repeated = exercise_sources(nb)
-    elsewhere = set()
-    for cell in nb.cells:
-        if cell.cell_type == "code" and notebooks.exercise_id(cell) is None:
-            try:
-                body = ast.parse(notebooks.source(cell)).body
-            except SyntaxError:
-                continue
-            elsewhere |= {
-                n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-            }
+    elsewhere = {
+        node.name
+        for _, body in _other_code_cells(nb)
+        for node in body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
     return Submitted(cells, repeated, helper_sources(nb), elsewhere)
 
 
@@ -119,23 +115,29 @@ def helper_sources(nb) -> list[str]:
     functions or classes (a docstring aside). Grading runs them before the exercise cells, so a
     helper function or an import in a cell of its own works as it did in the notebook; cells
     that compute anything else (training, plots, data) are not run."""
-    helpers = []
-    for cell in nb.cells:
-        if cell.cell_type != "code" or notebooks.exercise_id(cell) is not None:
-            continue
-        src = notebooks.source(cell)
-        try:
-            body = ast.parse(src).body
-        except SyntaxError:  # IPython magics or shell escapes, or code that does not parse
-            continue
-        if body and all(
+    return [
+        src
+        for src, body in _other_code_cells(nb)
+        if body
+        and all(
             isinstance(node, _DEFINITIONS)
             or isinstance(node, ast.Expr)
             and isinstance(node.value, ast.Constant)
             for node in body
-        ):
-            helpers.append(src)
-    return helpers
+        )
+    ]
+
+
+def _other_code_cells(nb):
+    """(source, parsed top-level statements) of each code cell that is not an exercise cell and
+    parses as Python (IPython magics and shell escapes do not)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and notebooks.exercise_id(cell) is None:
+            src = notebooks.source(cell)
+            try:
+                yield src, ast.parse(src).body
+            except SyntaxError:
+                continue
 
 
 def undefined_names(exercise_source: str, run_sources: list[str]) -> list[str]:
