@@ -281,7 +281,7 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
         ),
         # helpers and imports in a cell of their own run too; a cell that computes does not
         "helper_in_own_cell": (
-            _helper_cell(
+            _extra_cell(
                 "from numpy import convolve as _np_convolve\n\ndef _flip(w):\n    return w[::-1]\n",
                 "def convolve(x, w):\n    return _np_convolve(x, _flip(_flip(w)))\n",
             ),
@@ -289,7 +289,7 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
             "passed all 5 hidden cases",
         ),
         "helper_beside_code": (
-            _helper_cell(
+            _extra_cell(
                 "demo = [1, 2, 3]\n\ndef _flip(w):\n    return w[::-1]\n",
                 "def convolve(x, w):\n    return np.convolve(x, _flip(_flip(w)))\n",
             ),
@@ -300,7 +300,9 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
         ),
         # a fixed version in a new cell below a wrong exercise cell: the exercise cell counts
         "revised_below": (
-            _revised_below,
+            _extra_cell(
+                "def convolve(x, w):\n    return np.convolve(x, w)\n", WRONG_CONVOLVE, below=True
+            ),
             6.4,
             "wrong values on a hidden case; `convolve` is also defined in a cell outside its "
             "exercise cell, and only the exercise cell's version is graded",
@@ -318,25 +320,17 @@ def _drop(nb, predicate):
     return nb
 
 
-def _helper_cell(helper, body):
-    """An edit that puts ``helper`` in a code cell of its own above the convolve-full exercise,
-    whose function ``body`` uses it."""
+def _extra_cell(extra, body, *, below=False):
+    """An edit that gives the convolve-full exercise the function ``body`` and puts ``extra`` in
+    a code cell of its own above it (or below it)."""
 
     def apply(nb):
         _edit("convolve-full", body=body)(nb)
-        index = nb.cells.index(_cell(nb, "convolve-full"))
-        nb.cells.insert(index, nbformat.v4.new_code_cell(helper))
+        index = nb.cells.index(_cell(nb, "convolve-full")) + below
+        nb.cells.insert(index, nbformat.v4.new_code_cell(extra))
         return nb
 
     return apply
-
-
-def _revised_below(nb):
-    _edit("convolve-full", body=WRONG_CONVOLVE)(nb)
-    index = nb.cells.index(_cell(nb, "convolve-full"))
-    fixed = "def convolve(x, w):\n    return np.convolve(x, w)\n"
-    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(fixed))
-    return nb
 
 
 def _duplicate_wrong(nb):

@@ -292,10 +292,10 @@ def result_array(value):
     none. Tensors of any dtype are read, bfloat16 included, as the public checks read them."""
     import numpy as np
 
+    from course_utils.checks import tensor_to_numpy
+
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu()
-        if value.is_floating_point():
-            value = value.double()
+        value = tensor_to_numpy(value)
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, RuntimeError):
