@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-CONSTRAINTS := requirements/constraints.txt
+# Exact versions: the interpreter of .venv (or the one that will create it) picks its lock file
+CONSTRAINTS := $(shell $(if $(wildcard $(PY)),$(PY),$(PYTHON)) requirements/pins.py)
 PYTEST_ARGS ?=
 
 .PHONY: run test test-lowest lab install install-dev lint format strip readme doctor lock clean
@@ -61,9 +62,11 @@ readme: install
 doctor: install
 	$(PY) -m course_utils doctor
 
+## lock: re-pin the lock file of .venv's Python to what .venv holds
 lock: install-dev
-	@{ echo "# Exact versions CI and \`make\` install (pip constraints: pins only what is requested)."; \
-	   echo "# Regenerate after a dependency change: make lock"; \
+	@{ echo "# Exact versions \`make\` installs (pip constraints: pins only what is requested); requirements/pins.py"; \
+	   echo "# picks the file for a Python. Regenerate after a dependency change: make lock"; \
+	   echo "# (for constraints-py310.txt: make lock PYTHON=python3.10 VENV=.venv-py310)"; \
 	   $(PIP) freeze --exclude-editable; } > $(CONSTRAINTS)
 
 clean:

@@ -27,6 +27,10 @@ def _split(requirement: str) -> tuple[str, str]:
     return match.group(1).lower().replace("_", "-"), match.group(2).replace(" ", "")
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def test_environment_yml_matches_pyproject(root):
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     pip_side = dict(
@@ -99,23 +103,51 @@ def test_ruff_is_clean_on_package_tests_and_notebooks(root):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_constraints_pin_what_pyproject_needs(root):
+def _requirements_module(root, name: str):
+    """Import a script of requirements/ (they are not a package)."""
+    sys.path.insert(0, str(root / "requirements"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(root / "requirements"))
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
+def test_every_python_gets_a_lock_that_pins_what_pyproject_needs(root, python):
+    """Python 3.10 cannot install the newest pins (NumPy 2.4 needs 3.11): it has its own file."""
+    version = tuple(map(int, python.split(".")))
+    lock = _requirements_module(root, "pins").constraints_file(version)
+    assert lock.endswith("-py310.txt") == (version < (3, 11))
     pins = dict(
         line.split("==")
-        for line in (root / "requirements/constraints.txt").read_text().splitlines()
+        for line in (root / lock).read_text().splitlines()
         if "==" in line and not line.startswith("#")
     )
-    pins = {k.lower().replace("_", "-"): v for k, v in pins.items()}
+    pins = {_canonical(k): v for k, v in pins.items()}
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    for requirement in project["dependencies"] + project["optional-dependencies"]["dev"]:
-        marker = Requirement(requirement).marker
-        if marker and not marker.evaluate():
+    for requirement in map(
+        Requirement, project["dependencies"] + project["optional-dependencies"]["dev"]
+    ):
+        if requirement.marker and not requirement.marker.evaluate({"python_version": python}):
             continue  # not installed on this Python
-        name, _ = _split(requirement)
-        assert name in pins, (
-            f"{name} is not pinned in requirements/constraints.txt: run `make lock`"
+        name = _canonical(requirement.name)
+        assert name in pins, f"{name} is not pinned in {lock}: run `make lock`"
+        assert requirement.specifier.contains(pins[name]), (
+            f"{lock} pins {name}=={pins[name]}, outside pyproject.toml's {requirement}"
         )
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+
+
+def test_make_installs_with_the_lock_of_the_python_that_creates_the_venv(root, tmp_path):
+    done = subprocess.run(
+        ["make", "-n", "install-dev", f"VENV={tmp_path / 'venv'}", f"PYTHON={sys.executable}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    lock = _requirements_module(root, "pins").constraints_file(sys.version_info)
+    assert f"-c {lock} -e" in done.stdout, done.stdout
 
 
 def test_floors_pin_every_direct_dependency_at_its_lower_bound(root, tmp_path):
@@ -131,21 +163,13 @@ def test_floors_pin_every_direct_dependency_at_its_lower_bound(root, tmp_path):
     assert pinned == {name: bound.replace(">=", "==") for name, bound in declared.items()}
     assert "python_version < '3.11'" in done.stdout  # markers survive
 
-    sys.path.insert(0, str(root / "requirements"))
-    try:
-        import floors
-    finally:
-        sys.path.remove(str(root / "requirements"))
+    floors = _requirements_module(root, "floors")
     unbounded = tmp_path / "pyproject.toml"
     unbounded.write_text(
         '[project]\ndependencies = ["torch"]\n[project.optional-dependencies]\ndev = []\n'
     )
     with pytest.raises(SystemExit, match="'torch': every dependency needs a '>=' floor"):
         floors.floors(unbounded)
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_the_package_imports_only_what_its_runtime_dependencies_install(root, imports_of):
