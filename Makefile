@@ -37,7 +37,8 @@ test: install-dev
 ## (a separate .venv-lowest; downloads those versions once, about 3 GB with torch)
 test-lowest:
 	$(PYTHON) -m venv $(VENV)-lowest
-	$(PYTHON) requirements/floors.py > $(VENV)-lowest/floors.txt
+	$(VENV)-lowest/bin/python -m pip install --quiet "tomli; python_version < '3.11'"  # floors.py reads TOML
+	$(VENV)-lowest/bin/python requirements/floors.py > $(VENV)-lowest/floors.txt
 	$(VENV)-lowest/bin/python -m pip install --quiet -c $(VENV)-lowest/floors.txt -e ".[dev]"
 	$(VENV)-lowest/bin/python -m pytest $(PYTEST_ARGS)
 

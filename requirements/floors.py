@@ -1,8 +1,8 @@
 """Print pip constraints that pin every direct dependency of pyproject.toml to its declared floor.
 
 `make test-lowest` installs the course with these and runs the tests, so that the lower bounds
-users rely on are measured, not guessed. Runs on the interpreter that creates the venv (3.11+,
-or 3.10 with tomli), before anything is installed.
+users rely on are measured, not guessed. Runs in the new, empty `.venv-lowest` (where the
+Makefile first installs tomli on Python 3.10), before the course is installed.
 """
 
 import re
