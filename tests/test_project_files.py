@@ -191,7 +191,7 @@ def _providers() -> dict[str, set[str]]:
     return providers
 
 
-def _imports_with_a_fallback(source: str) -> set[str]:
+def _imports_with_a_fallback(source: str, imports_of) -> set[str]:
     """Modules imported in a ``try`` whose handler catches ImportError (the handler's import,
     checked like any other, is what must be installed: ``tomllib`` or else ``tomli``)."""
     names = set()
@@ -200,11 +200,7 @@ def _imports_with_a_fallback(source: str) -> set[str]:
             isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
             for h in node.handlers
         ):
-            for statement in node.body:
-                if isinstance(statement, ast.Import):
-                    names |= {alias.name for alias in statement.names}
-                elif isinstance(statement, ast.ImportFrom) and statement.level == 0:
-                    names.add(statement.module)
+            names |= imports_of(ast.unparse(ast.Module(body=node.body, type_ignores=[])))
     return names
 
 
@@ -232,7 +228,7 @@ def test_the_package_imports_only_what_its_runtime_dependencies_install(root, im
     problems = []
     for path in sorted((root / "course_utils").rglob("*.py")):
         source = path.read_text(encoding="utf-8")
-        for name in sorted(imports_of(source) - _imports_with_a_fallback(source)):
+        for name in sorted(imports_of(source) - _imports_with_a_fallback(source, imports_of)):
             top = name.split(".")[0]
             if top in sys.stdlib_module_names or top in ("course_utils", "__future__"):
                 continue
