@@ -47,11 +47,11 @@ lab: install
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
 
 lint: install-dev
-	$(VENV)/bin/ruff check course_utils tests benchmarks requirements notebooks
+	$(VENV)/bin/ruff check course_utils tests benchmarks requirements notebooks conftest.py
 
 format: install-dev
-	$(VENV)/bin/ruff format course_utils tests benchmarks requirements
-	$(VENV)/bin/ruff check --fix course_utils tests benchmarks requirements notebooks
+	$(VENV)/bin/ruff format course_utils tests benchmarks requirements conftest.py
+	$(VENV)/bin/ruff check --fix course_utils tests benchmarks requirements notebooks conftest.py
 
 ## strip: remove outputs from the notebooks (cells marked NBVAL_CHECK_OUTPUT keep theirs)
 strip: install-dev

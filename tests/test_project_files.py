@@ -1,6 +1,7 @@
 """The files around the code: README, environment.yml, lint, CI entry point."""
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -96,12 +97,29 @@ def test_ruff_is_clean_on_package_tests_and_notebooks(root):
             "benchmarks",
             "requirements",
             "notebooks",
+            "conftest.py",
         ],
         cwd=root,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_pytest_on_one_notebook_runs_it_fast_offline_and_strict(root):
+    """Given only a notebook, pytest never loads tests/conftest.py; the root conftest.py, which
+    sets the mode, must still apply (without it a failing check() would not fail the cell)."""
+    # the environment of a maintainer's shell, not this run's
+    shell = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "notebooks/01_convolution_1d.ipynb"],
+        cwd=root,
+        env=shell,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "COURSE_FAST=1 COURSE_OFFLINE=1 COURSE_CHECK_STRICT=1" in done.stdout, done.stdout
 
 
 def _requirements_module(root, name: str):
