@@ -66,6 +66,23 @@ def test_mnist1d_rejects_bad_sizes():
         data.mnist1d(10, length=8)
 
 
+@pytest.mark.parametrize("name", sorted(data.SAMPLE_IMAGES))
+def test_every_sample_photo_loads_offline_in_gray_and_colour_at_any_size(name, root):
+    gray, colour = data.sample_image(name), data.sample_image(name, gray=False)
+    assert gray.ndim == 2 and colour.shape == (*gray.shape, 3) and min(gray.shape) >= 256
+    for image in (gray, colour):
+        assert image.dtype == np.float32 and 0 <= image.min() < image.max() <= 1
+    small = data.sample_image(name, gray=False, size=32)
+    assert min(small.shape[:2]) == 32 and small.shape[2] == 3
+    assert abs(small.mean() - colour.mean()) < 0.01  # area averaging keeps the brightness
+    assert f'`"{name}"`' in (root / "data" / "README.md").read_text(), "document its provenance"
+
+
+def test_an_unknown_sample_photo_names_the_choices():
+    with pytest.raises(ValueError, match="choose one of.*china"):
+        data.sample_image("lena")
+
+
 def test_plots_return_figures():
     import matplotlib
 
