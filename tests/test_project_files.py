@@ -106,7 +106,7 @@ def test_ruff_is_clean_on_package_tests_and_notebooks(root):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_pytest_on_one_notebook_runs_it_fast_offline_and_strict(root):
+def test_pytest_given_one_notebook_still_sets_fast_offline_strict_mode(root):
     """Given only a notebook, pytest never loads tests/conftest.py; the root conftest.py, which
     sets the mode, must still apply (without it a failing check() would not fail the cell)."""
     # the environment of a maintainer's shell, not this run's
