@@ -49,7 +49,6 @@ def mnist_sized_throughput(device, n=60_000, batch_size=128) -> float:
 
 def main() -> None:
     device = choose_device()
-    torch.set_num_threads(torch.get_num_threads())
     tr = datasets.load_dataset("mnist", "train", quiet=True)
     te = datasets.load_dataset("mnist", "test", quiet=True)
     x_tr, x_te = datasets.pad_to(tr.x, 32).to(device), datasets.pad_to(te.x, 32).to(device)

@@ -121,9 +121,8 @@ def load_dataset(
         try:
             with _network_timeout(timeout):
                 return _torchvision(name, split, root, download, size)
-        except (
-            Exception
-        ) as exc:  # torchvision raises URLError, OSError, RuntimeError, ValueError...
+        # torchvision raises URLError, OSError, RuntimeError, ValueError...: any of them falls back
+        except Exception as exc:
             reason = _FAILED[name, root] = _explain(name, root, exc)
     data = _STANDINS[name](split)
     if not quiet:

@@ -34,6 +34,19 @@ def is_offline() -> bool:
     return flag("COURSE_OFFLINE")
 
 
+def threads() -> int:
+    """``COURSE_THREADS`` as a positive count of CPU threads, else every core."""
+    value = os.environ.get("COURSE_THREADS", "").strip()
+    if not value:
+        return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f"COURSE_THREADS={value!r} is not a positive whole number of CPU threads; "
+            f"set it to one (e.g. COURSE_THREADS=2) or unset it to use every core"
+        )
+    return int(value)
+
+
 def in_colab() -> bool:
     """True inside a Google Colab runtime."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
@@ -132,14 +145,13 @@ def setup(*, seed: int = 0, quiet: bool = False) -> Config:
     import torch
 
     seed_everything(seed)
-    threads = int(os.environ.get("COURSE_THREADS", 0)) or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads())
     set_plot_style()
     torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
     config = Config(
         seed=seed,
         device=choose_device(),
-        threads=threads,
+        threads=torch.get_num_threads(),
         fast=is_fast(),
         offline=is_offline(),
         colab=in_colab(),

@@ -22,7 +22,7 @@ def cli(*args, cwd=None, env=None):
     )
 
 
-def test_doctor_reports_every_topic_with_fixes(monkeypatch):
+def test_doctor_reports_every_topic_with_fixes():
     done = cli("doctor")
     assert done.returncode == 0, done.stdout + done.stderr
     for topic in (

@@ -45,6 +45,23 @@ def test_flags_read_the_environment(monkeypatch, value, expected):
     assert env.is_offline() is expected
 
 
+def test_threads_follow_the_environment_and_a_bad_count_says_how_to_fix_it(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("COURSE_THREADS", "1")
+    try:
+        assert course_utils.setup(quiet=True).threads == torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.delenv("COURSE_THREADS")
+    assert env.threads() >= 1
+    for bad in ("two", "0", "-1", "1.5"):
+        monkeypatch.setenv("COURSE_THREADS", bad)
+        with pytest.raises(ValueError, match=rf"COURSE_THREADS='{bad}'.*e\.g\. COURSE_THREADS=2"):
+            env.threads()
+
+
 def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     assert env.data_dir() == tmp_path
