@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_utils import __version__
-from course_utils.env import data_dir, in_colab, is_fast, is_offline
+from course_utils.env import data_dir, in_colab, is_fast, is_offline, threads
 
 #: Hosts the real datasets and weights come from (torchvision's own download locations).
 DOWNLOAD_HOSTS = ("ossci-datasets.s3.amazonaws.com", "www.cs.toronto.edu", "download.pytorch.org")
@@ -91,10 +91,20 @@ def _torch() -> list[Finding]:
 
 
 def _flags() -> Finding:
-    names = ("COURSE_OFFLINE", "COURSE_FAST", "COURSE_CHECK_STRICT", "COURSE_DATA_DIR")
+    names = (
+        "COURSE_OFFLINE",
+        "COURSE_FAST",
+        "COURSE_CHECK_STRICT",
+        "COURSE_DATA_DIR",
+        "COURSE_THREADS",
+    )
     shown = ", ".join(f"{n}={os.environ[n]}" for n in names if n in os.environ) or "none set"
+    try:
+        cpu = f"{threads()} CPU threads"
+    except ValueError as exc:  # setup() in every notebook would stop on it
+        return Finding("flags", shown, str(exc), fatal=True)
     mode = f"{'fast' if is_fast() else 'full'} mode, {'offline' if is_offline() else 'online'}"
-    return Finding("flags", f"{shown} ({mode})")
+    return Finding("flags", f"{shown} ({mode}, {cpu})")
 
 
 def _data_cache() -> Finding:

@@ -40,9 +40,15 @@ def test_doctor_reports_every_topic_with_fixes():
     assert "everything needed is in place" in done.stdout
 
 
-def test_doctor_explains_a_cache_path_that_is_a_file(tmp_path):
-    import os
+def test_doctor_fails_on_a_thread_count_that_setup_would_refuse():
+    done = cli("doctor", env=dict(os.environ, COURSE_THREADS="all"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "✗ flags" in done.stdout and "COURSE_THREADS=all" in done.stdout
+    assert "fix: COURSE_THREADS='all' is not a positive whole number" in done.stdout
+    assert "1 problem(s) need fixing" in done.stdout
 
+
+def test_doctor_explains_a_cache_path_that_is_a_file(tmp_path):
     blocker = tmp_path / "data"
     blocker.write_text("not a folder")
     done = cli("doctor", env=dict(os.environ, COURSE_DATA_DIR=str(blocker)))
