@@ -1,0 +1,59 @@
+"""Every benchmark still runs and prints its one JSON line. The figures themselves are read by
+people (benchmarks/README.md); here each script runs at its smallest size, and what its line says
+about that small run is checked."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+#: script -> the smallest arguments that still take every code path
+SMALL_RUNS = {
+    "import_time.py": [],
+    "conv2d_speed.py": [],
+    "grading_throughput.py": ["--n", "2", "--jobs", "1"],
+    "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1"],
+    "notebook_times.py": ["--only", "01"],
+}
+#: scripts that test_alexnet.py runs, and the one with no smaller size (about 100 s on 2 cores)
+RUN_ELSEWHERE = {"alexnet_throughput.py", "alexnet_227_variants.py", "training_loop.py"}
+
+
+def test_every_benchmark_is_run_by_a_test_or_listed_with_its_reason(root):
+    scripts = {path.name for path in (root / "benchmarks").glob("*.py")}
+    assert scripts == set(SMALL_RUNS) | RUN_ELSEWHERE
+    table = (root / "benchmarks" / "README.md").read_text()
+    assert all(f"`{script}" in table for script in scripts), "each needs a row in the README"
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(s, marks=pytest.mark.sandbox) if s == "grading_throughput.py" else s
+        for s in sorted(SMALL_RUNS)
+    ],
+)
+def test_benchmark_runs_and_prints_its_figures(root, script):
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / script), *SMALL_RUNS[script]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["benchmark"] == script.removesuffix(".py")
+    if script == "import_time.py":
+        assert figures["torch_imported"] is False and 0 < figures["median_s"] < 5
+    elif script == "conv2d_speed.py":
+        ratios = figures["ratio_to_F.conv2d"]
+        assert ratios["F.conv2d"] == 1.0 and set(ratios) == {"F.conv2d", "im2col", "naive"}
+    elif script == "grading_throughput.py":
+        assert figures["submissions"] == 2 and figures["statuses"] == {"graded": 2}
+    elif script == "transfer_gain.py":
+        (result,) = figures["results"]
+        assert result["k_per_class"] == 1
+        assert all(0 <= result[m] <= 1 for m in ("scratch", "fine_tuned", "linear_probe"))
+    else:
+        assert figures["status"] == {"01_convolution_1d.ipynb": "ok"}
