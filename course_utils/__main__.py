@@ -11,12 +11,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from course_utils import notebooks, runner
     from course_utils.env import is_offline
 
-    paths = notebooks.notebook_paths(args.notebooks_dir)
-    if args.only:
-        paths = [p for p in paths if p.name[:2] in args.only or p.stem in args.only]
+    found = notebooks.notebook_paths(args.notebooks_dir)
+    paths = (
+        [p for p in found if p.name[:2] in args.only or p.stem in args.only] if args.only else found
+    )
     if not paths:
+        where = args.notebooks_dir or notebooks.notebooks_dir()
+        choices = f"; --only takes their numbers or names: {', '.join(p.stem for p in found)}"
         print(
-            f"no notebooks matched in {args.notebooks_dir or notebooks.notebooks_dir()}",
+            f"no notebooks matched in {where}" + (choices if found else ""),
             file=sys.stderr,
         )
         return 2

@@ -94,6 +94,14 @@ def test_run_executes_notebook_01_and_prints_its_row(root, tmp_path):
         assert "IPKernelApp" not in done.stdout + done.stderr, done.stderr
 
 
+def test_run_with_an_unknown_notebook_lists_the_ones_there_are(root, tmp_path):
+    done = cli("run", "--only", "42", "--out", str(tmp_path), cwd=root)
+    assert done.returncode == 2 and not list(tmp_path.iterdir())
+    assert "no notebooks matched" in done.stderr
+    assert "--only takes their numbers or names: 01_convolution_1d," in done.stderr
+    assert "07_alexnet" in done.stderr
+
+
 def _write(path, *cells):
     nb = new_notebook(cells=list(cells))
     nb.metadata["kernelspec"] = {
