@@ -39,10 +39,10 @@ def threads() -> int:
     value = os.environ.get("COURSE_THREADS", "").strip()
     if not value:
         return os.cpu_count() or 1
-    if not value.isdigit() or int(value) < 1:
+    if not value.isdecimal() or int(value) < 1:
         raise ValueError(
             f"COURSE_THREADS={value!r} is not a positive whole number of CPU threads; "
-            f"set it to one (e.g. COURSE_THREADS=2) or unset it to use every core"
+            "set it to one (e.g. COURSE_THREADS=2) or unset it to use every core"
         )
     return int(value)
 

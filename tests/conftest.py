@@ -1,5 +1,5 @@
-"""Fixtures and the `sandbox` marker shared by the unit tests. The environment every run uses (fast, offline, strict
-checks) is set by the repository's root ``conftest.py``.
+"""Fixtures and the ``sandbox`` marker shared by the unit tests. The environment every run uses
+(fast, offline, strict checks) is set by the repository's root ``conftest.py``.
 """
 
 import ast
@@ -20,7 +20,7 @@ def pytest_configure(config):
 
 def pytest_runtest_setup(item):
     if item.get_closest_marker("sandbox") and (
-        os.geteuid() != 0 or not sys.platform.startswith("linux")
+        not sys.platform.startswith("linux") or os.geteuid() != 0
     ):
         pytest.skip("the grading sandbox needs root on Linux; CI runs as root")
 
