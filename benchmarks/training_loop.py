@@ -11,8 +11,12 @@ accuracy within a time budget. Prints one JSON line.
   (goal >= 97% within 15 s on a 2-core CPU);
 - ``mnist_sized_images_per_s``: ``fit`` over 60,000 MNIST-sized images (1x32x32) held on the
   device, batch 128 as in notebook 06's GPU configuration (goal on a GPU >= 50,000), and at 512.
+
+``--tiny`` runs every part once on little data, on the CPU (used by the test suite); its figures
+mean nothing.
 """
 
+import argparse
 import contextlib
 import io
 import json
@@ -50,18 +54,23 @@ def mnist_sized_throughput(device, n=60_000, batch_size=128) -> float:
 
 
 def main() -> None:
-    device = choose_device()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tiny", action="store_true", help="every part once, small, on CPU")
+    args = parser.parse_args()
+    device = torch.device("cpu") if args.tiny else choose_device()
+    recipe = {**RECIPE, "epochs": 1} if args.tiny else RECIPE
+    runs, least_images, mnist_sized_n = (1, 0, 1_000) if args.tiny else (3, 10_000, 60_000)
     tr = datasets.load_dataset("mnist", "train", quiet=True)
     te = datasets.load_dataset("mnist", "test", quiet=True)
     x_tr, x_te = datasets.pad_to(tr.x, 32).to(device), datasets.pad_to(te.x, 32).to(device)
     y_tr, y_te = tr.y.to(device), te.y.to(device)
-    repeats = -(-10_000 // len(y_tr))
+    repeats = max(1, -(-least_images // len(y_tr)))
     loader = DeviceLoader(x_tr.repeat(repeats, 1, 1, 1), y_tr.repeat(repeats), batch_size=128)
     images = 2 * repeats * len(y_tr)
     torch.manual_seed(0)
     bare_loop(models.LeNet5().to(device), loader, 1)  # warm-up
     timings = {"bare": [], "fit": []}
-    for _ in range(3):
+    for _ in range(runs):
         torch.manual_seed(0)
         start = time.perf_counter()
         bare_loop(models.LeNet5().to(device), loader, 2)
@@ -75,27 +84,27 @@ def main() -> None:
 
     augmenting = DeviceLoader(x_tr, y_tr, batch_size=128, crop_padding=2, flip=True)
     start = time.perf_counter()
-    for _ in range(5):
+    for _ in range(runs + 2):
         for _batch in augmenting:
             pass
-    feed = (time.perf_counter() - start) / (5 * len(augmenting))
+    feed = (time.perf_counter() - start) / ((runs + 2) * len(augmenting))
     step = bare / (2 * len(loader))
 
     torch.manual_seed(0)
-    model = models.LeNet5(activation=RECIPE["activation"]).to(device)
+    model = models.LeNet5(activation=recipe["activation"]).to(device)
     start = time.perf_counter()
     history = train.fit(
         model,
         DeviceLoader(
-            x_tr, y_tr, batch_size=RECIPE["batch_size"], crop_padding=RECIPE["crop_padding"]
+            x_tr, y_tr, batch_size=recipe["batch_size"], crop_padding=recipe["crop_padding"]
         ),
-        epochs=RECIPE["epochs"],
-        lr=RECIPE["lr"],
+        epochs=recipe["epochs"],
+        lr=recipe["lr"],
         scheduler="onecycle",
         progress=False,
     )
     seconds = time.perf_counter() - start
-    mnist_sized = mnist_sized_throughput(device)
+    mnist_sized = mnist_sized_throughput(device, n=mnist_sized_n)
     _, accuracy = train.evaluate(model, DeviceLoader(x_te, y_te, batch_size=512, shuffle=False))
     print(
         json.dumps(
@@ -110,13 +119,14 @@ def main() -> None:
                 "feed_ms_per_batch": round(feed * 1e3, 3),
                 "step_ms_per_batch": round(step * 1e3, 3),
                 "feed_share": round(feed / step, 4),
-                "recipe": RECIPE,
+                "recipe": recipe,
+                "tiny": args.tiny,
                 "train_seconds": round(seconds, 1),
                 "accuracy": round(accuracy, 4),
                 "history_epochs": len(history),
                 "mnist_sized_images_per_s": round(mnist_sized),
                 "mnist_sized_images_per_s_batch512": round(
-                    mnist_sized_throughput(device, batch_size=512)
+                    mnist_sized_throughput(device, n=mnist_sized_n, batch_size=512)
                 ),
             }
         )
