@@ -21,13 +21,15 @@ def pin_allocator() -> bool:
 
     By default glibc moves its threshold for serving a block from fresh pages as the process
     runs, so in some processes every call pays the page faults of a new 16 MB block and in
-    others none: up to 4x on the same call. Fixing the thresholds times the convolutions, not
+    others none: 4-5x as long for the same call. Fixing the thresholds times the convolutions, not
     the allocator. Returns False where that is not possible (not Linux, or a C library without
     these settings, such as musl).
     """
     if not sys.platform.startswith("linux"):
         return False
-    mallopt = ctypes.CDLL(None).mallopt
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
     return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_trim_threshold, 1 << 31))
 
