@@ -13,13 +13,28 @@ $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10 or newer is needed; found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
 	$(PYTHON) -m venv $(VENV)
 
+# Printed when pip fails; most often the pinned torch has no wheel for this computer
+define INSTALL_FAILED
+
+pip could not install the exact versions pinned in $(CONSTRAINTS).
+If it found no matching torch: the pinned torch 2.14.1 has wheels for Linux (x86-64, aarch64),
+Windows (x86-64) and macOS 14 or newer on Apple silicon.
+- macOS 12 or 13 on Apple silicon: install without the pins (pip then picks an older torch that
+  runs there) and run the course without make (README, "Without make"):
+      $(PIP) install -e ".[dev]" && $(PY) -m course_utils run
+- Intel Mac (no PyTorch 2.3 or newer, the course's minimum, is built for it) or macOS 11: use Colab
+  (README, "Colab").
+If the error is about the network: pip needs the package index once; afterwards the course runs offline.
+endef
+export INSTALL_FAILED
+
 # The stamps record that an install with this pyproject.toml and constraints file succeeded.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e . || { echo "$$INSTALL_FAILED" >&2; exit 1; }
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]" || { echo "$$INSTALL_FAILED" >&2; exit 1; }
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

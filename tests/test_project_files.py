@@ -181,6 +181,29 @@ def test_make_installs_with_the_lock_of_the_python_that_creates_the_venv(root, t
     assert f"-c {lock} -e" in done.stdout, done.stdout
 
 
+@pytest.mark.parametrize("target", ["install", "install-dev"])
+def test_a_failed_install_says_where_the_pinned_torch_runs_and_what_to_do_elsewhere(
+    root, tmp_path, target
+):
+    """pip's own error for a platform without a torch wheel is "No matching distribution"."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)  # an existing .venv; PIP=false fails
+    done = subprocess.run(
+        ["make", target, f"VENV={venv}", "PIP=false"], cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    lock = _requirements_module(root, "pins").constraints_file(sys.version_info)
+    torch = next(
+        line.split("==")[1]
+        for line in (root / lock).read_text().splitlines()
+        if line.startswith("torch==")
+    )
+    assert f"pinned in {lock}" in done.stderr and f"torch {torch} has wheels" in done.stderr
+    assert "macOS 14" in done.stderr and "Colab" in done.stderr
+    assert not list(venv.glob(".installed*"))  # nothing claims an install that failed
+
+
 def test_floors_pin_every_direct_dependency_at_its_lower_bound(root, tmp_path):
     done = subprocess.run(
         [sys.executable, "requirements/floors.py"], cwd=root, capture_output=True, text=True
