@@ -243,7 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_what_the_stream_can(*streams) -> None:
+    """Write '?' for a symbol such as ✓ or × that the stream's encoding lacks, instead of
+    failing: output redirected to a file or pipe on Windows is cp1252 before Python 3.15."""
+    for stream in streams:
+        if hasattr(stream, "reconfigure") and stream.errors == "strict":
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _print_what_the_stream_can(sys.stdout, sys.stderr)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -40,6 +40,19 @@ def test_doctor_reports_every_topic_with_fixes():
     assert "everything needed is in place" in done.stdout
 
 
+def test_output_to_a_file_whose_encoding_lacks_the_symbols_is_written_not_a_crash():
+    """Windows writes a redirected ``python -m course_utils doctor > report.txt`` in cp1252."""
+    done = subprocess.run(
+        [sys.executable, "-m", "course_utils", "doctor"],
+        capture_output=True,
+        env=dict(os.environ, PYTHONIOENCODING="cp1252"),
+        timeout=600,
+    )
+    report = done.stdout.decode("cp1252")
+    assert done.returncode == 0, report + done.stderr.decode("cp1252")
+    assert "? torch" in report and "everything needed is in place" in report
+
+
 def test_doctor_fails_on_a_thread_count_that_setup_would_refuse():
     done = cli("doctor", env=dict(os.environ, COURSE_THREADS="all"))
     assert done.returncode == 1, done.stdout + done.stderr
