@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,18 @@ def test_badge_setup_cell_and_cleared_outputs(built):
         for c in nb.cells
         if c.cell_type == "code"
     )
+
+
+def test_the_student_readme_names_only_files_and_targets_the_release_has(built):
+    """Its install steps (make, and the commands for Windows) must work in the released folder."""
+    out, _ = built
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"requirements/[\w.-]+", readme))
+    assert {"requirements/constraints.txt", "requirements/constraints-py310.txt"} <= named
+    assert all((out / path).is_file() for path in named), named
+    makefile = (out / "Makefile").read_text(encoding="utf-8")
+    for target in re.findall(r"`make (\w+)`", readme):
+        assert re.search(rf"^{target}:", makefile, re.MULTILINE), f"no `{target}` target"
 
 
 def test_release_refuses_bad_urls_and_used_folders(tmp_path):

@@ -43,6 +43,11 @@ LeNet-5 and AlexNet. Work through them in order.
   training notebooks.
 - **Your computer** (Python 3.10 or newer): `make lab` creates `.venv`, installs everything and
   opens JupyterLab; `make doctor` checks the installation and says how to fix what is missing.
+  If the install fails, `make` says why and what to do. Windows has no `make`: in this folder run
+  `python -m venv .venv`, then `.venv\\Scripts\\activate`, then
+  `pip install -c requirements/constraints.txt -e .` (on Python 3.10:
+  `requirements/constraints-py310.txt`) and `jupyter lab notebooks`. On an Intel Mac use Colab:
+  PyTorch is no longer built for it.
 
 {table}
 
