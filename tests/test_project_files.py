@@ -143,18 +143,20 @@ def _requirements_module(root, name: str):
         sys.path.remove(str(root / "requirements"))
 
 
+def _lock_pins(path) -> dict[str, str]:
+    """{canonical package name: version} of a lock file."""
+    lines = path.read_text().splitlines()
+    pins = (line.split("==") for line in lines if "==" in line and not line.startswith("#"))
+    return {_canonical(name): version for name, version in pins}
+
+
 @pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
 def test_every_python_gets_a_lock_that_pins_what_pyproject_needs(root, python):
     """Python 3.10 cannot install the newest pins (NumPy 2.4 needs 3.11): it has its own file."""
     version = tuple(map(int, python.split(".")))
     lock = _requirements_module(root, "pins").constraints_file(version)
     assert lock.endswith("-py310.txt") == (version < (3, 11))
-    pins = dict(
-        line.split("==")
-        for line in (root / lock).read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    )
-    pins = {_canonical(k): v for k, v in pins.items()}
+    pins = _lock_pins(root / lock)
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     for requirement in map(
         Requirement, project["dependencies"] + project["optional-dependencies"]["dev"]
@@ -194,11 +196,7 @@ def test_a_failed_install_says_where_the_pinned_torch_runs_and_what_to_do_elsewh
     )
     assert done.returncode != 0
     lock = _requirements_module(root, "pins").constraints_file(sys.version_info)
-    torch = next(
-        line.split("==")[1]
-        for line in (root / lock).read_text().splitlines()
-        if line.startswith("torch==")
-    )
+    torch = _lock_pins(root / lock)["torch"]
     assert f"pinned in {lock}" in done.stderr and f"torch {torch} has wheels" in done.stderr
     assert "macOS 14" in done.stderr and "Colab" in done.stderr
     assert not list(venv.glob(".installed*"))  # nothing claims an install that failed
