@@ -14,10 +14,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Printed when pip fails; most often the pinned torch has no wheel for this computer
+TORCH_PIN := $(shell sed -n 's/^torch==//p' $(CONSTRAINTS))
 define INSTALL_FAILED
 
 pip could not install the exact versions pinned in $(CONSTRAINTS).
-If it found no matching torch: the pinned torch 2.14.1 has wheels for Linux (x86-64, aarch64),
+If it found no matching torch: the pinned torch $(TORCH_PIN) has wheels for Linux (x86-64, aarch64),
 Windows (x86-64) and macOS 14 or newer on Apple silicon.
 - macOS 12 or 13 on Apple silicon: install without the pins (pip then picks an older torch that
   runs there) and run the course without make (README, "Without make"):
