@@ -4,11 +4,12 @@ H100/H200), in one run.
 
 Prints one JSON line with
 - ``profile``: the operators (and, on a GPU, the kernels) with the largest share of self time
-  (device time on a GPU) over a few training steps of the paper network, eager or, with
+  (device time on a GPU) over a few training steps of the first variant named, eager or, with
   ``--compile``, compiled (reusing the compilation its timing paid for);
 - ``variants``: training images/s and MFU of the paper network and of rewrites that compute the
-  same function, each checked against the paper network first (``max_relative_difference``, in
-  float32 on the CPU, must be below 1e-4 or the run stops):
+  same function, each checked against the paper network first (``max_relative_difference``: of
+  the logits and of every parameter's gradient, in float32 on the CPU, must be below 1e-4 or the
+  run stops):
   - ``conv1_c4`` / ``conv1_c8``: conv1's input and weight zero-padded from 3 to 4 or 8 channels
     (NVIDIA's convolution guide: tensor-core kernels want channel counts divisible by 4 or 8);
   - ``conv1_s2d``: conv1 (11x11, stride 4, 3 channels) as a 3x3 stride-1 convolution over 48
@@ -17,6 +18,9 @@ Prints one JSON line with
   - ``fused_lrn``: LRN written as one expression over shifted channel slices within each GPU's
     half, returning the input's dtype, instead of ``nn.LocalResponseNorm`` (squares, padding, a 3D
     average pooling and a float32 result) applied to each half and concatenated;
+  - ``lrn_function``: the same expression as an autograd Function with its backward written out
+    (one pass of shifted reads each way, where autograd of ``fused_lrn`` scatters gradients into
+    padded copies);
   - ``split_groups``: each ``groups=2`` convolution as two ordinary convolutions, concatenated;
   - ``dense_groups``: each as one ungrouped convolution with a block-diagonal weight (twice the
     multiply-adds, but the kernels for ungrouped layers; MFU counts the paper's FLOPs only);
@@ -52,7 +56,15 @@ from alexnet_throughput import (
 from course_utils import models, train
 from course_utils.env import choose_device
 
-REWRITES = ("conv1_c4", "conv1_c8", "conv1_s2d", "fused_lrn", "split_groups", "dense_groups")
+REWRITES = (
+    "conv1_c4",
+    "conv1_c8",
+    "conv1_s2d",
+    "fused_lrn",
+    "lrn_function",
+    "split_groups",
+    "dense_groups",
+)
 DEFAULT_VARIANTS = [
     "paper",
     "conv1_c4",
@@ -62,6 +74,8 @@ DEFAULT_VARIANTS = [
     "split_groups",
     "dense_groups",
     "conv1_c4+fused_lrn",
+    "lrn_function",
+    "conv1_s2d+dense_groups+lrn_function",
 ]
 
 
@@ -144,6 +158,16 @@ class DenseGroups(nn.Module):
         return F.conv2d(x, weight, c.bias, c.stride, c.padding)
 
 
+def channel_window_sum(x: torch.Tensor, size: int, groups: int) -> torch.Tensor:
+    """For each channel, the sum of ``x`` over the ``size`` channels centred on it within its
+    group (zeros past the group's edges): (N, C, H, W) -> (N, C, H, W). Symmetric for odd
+    ``size``, so it is its own transpose."""
+    parts = x.unflatten(1, (groups, -1))
+    channels = parts.shape[2]
+    padded = F.pad(parts, (0, 0, 0, 0, size // 2, (size - 1) // 2))
+    return sum(padded[:, :, i : i + channels] for i in range(size)).flatten(1, 2)
+
+
 class FusedLRN(nn.Module):
     """The paper's LRN, b = a / (k + alpha * sum of a^2 over ``size`` neighbouring channels of the
     same group)^beta, as one expression: (N, C, H, W) -> (N, C, H, W) in the input's dtype."""
@@ -154,11 +178,49 @@ class FusedLRN(nn.Module):
         self.alpha = lrn.alpha / lrn.size  # nn.LocalResponseNorm averages the window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        squares = x.float().square().unflatten(1, (self.groups, -1))
-        channels = squares.shape[2]
-        padded = F.pad(squares, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))
-        window = sum(padded[:, :, i : i + channels] for i in range(self.size)).flatten(1, 2)
+        window = channel_window_sum(x.float().square(), self.size, self.groups)
         return (x * (self.k + self.alpha * window).pow(-self.beta)).to(x.dtype)
+
+
+class LRNFunction(torch.autograd.Function):
+    """LRN, y = x * s^-beta with s = k + alpha * window(x^2), whose backward is written out,
+    dx = g * s^-beta - 2 alpha beta x * window(g * x * s^(-beta-1)), so that forward and backward
+    are each one pass of shifted reads (autograd of the windowed sum would scatter gradients
+    into padded copies instead). Saves only x; works in float32, returns x's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, size, alpha, beta, k, groups):
+        ctx.save_for_backward(x)
+        ctx.constants = size, alpha, beta, k, groups
+        xf = x.float()
+        s = k + alpha * channel_window_sum(xf.square(), size, groups)
+        return (xf * s.pow(-beta)).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        size, alpha, beta, k, groups = ctx.constants
+        xf, gf = x.float(), grad.float()
+        s = k + alpha * channel_window_sum(xf.square(), size, groups)
+        back = channel_window_sum(gf * xf * s.pow(-beta - 1), size, groups)
+        dx = gf * s.pow(-beta) - 2 * alpha * beta * xf * back
+        return dx.to(grad.dtype), None, None, None, None, None
+
+
+class FunctionLRN(FusedLRN):
+    """``FusedLRN`` through ``LRNFunction``, whose backward is written out: (N, C, H, W) ->
+    (N, C, H, W) in the input's dtype."""
+
+    def __init__(self, lrn: nn.LocalResponseNorm, groups: int) -> None:
+        if lrn.size % 2 == 0:
+            raise ValueError(f"LRNFunction's backward needs an odd window, got size={lrn.size}")
+        super().__init__(lrn, groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return LRNFunction.apply(x, self.size, self.alpha, self.beta, self.k, self.groups)
+
+
+LRN_REWRITES = {"fused_lrn": FusedLRN, "lrn_function": FunctionLRN}
 
 
 def rewrites(variant: str) -> list[str]:
@@ -184,21 +246,31 @@ def rewrite(model: models.AlexNet, variant: str) -> tuple[models.AlexNet, int]:
                 new = PaddedInputConv(layer, int(name.removeprefix("conv1_c")))
             elif name.endswith("_groups") and isinstance(layer, nn.Conv2d) and layer.groups == 2:
                 new = SplitGroups(layer) if name == "split_groups" else DenseGroups(layer)
-            elif name == "fused_lrn" and isinstance(layer, models.PerGroup):
-                new = FusedLRN(layer.module, layer.groups)
-            elif name == "fused_lrn" and isinstance(layer, nn.LocalResponseNorm):
-                new = FusedLRN(layer, 1)
+            elif name in LRN_REWRITES and isinstance(layer, models.PerGroup):
+                new = LRN_REWRITES[name](layer.module, layer.groups)
+            elif name in LRN_REWRITES and isinstance(layer, nn.LocalResponseNorm):
+                new = LRN_REWRITES[name](layer, 1)
             if new is not None:
                 model.features[i], replaced = new, replaced + 1
     return model, replaced
 
 
 def max_relative_difference(model: nn.Module, other: nn.Module) -> float:
-    """Largest |difference| of the two models' logits over the largest |logit|, float32, CPU."""
-    x = 255 * torch.rand(2, 3, 227, 227, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        a, b = model.cpu().eval()(x), other.cpu().eval()(x)
-    return ((a - b).abs().max() / a.abs().max()).item()
+    """Largest |difference| between the two models' logits, and between the gradients of a
+    cross-entropy loss for each pair of parameters (in order), each over the largest |value| of
+    ``model``'s, in float32 on the CPU: a rewrite must agree going forward and coming back."""
+    generator = torch.Generator().manual_seed(1)
+    x = 255 * torch.rand(2, 3, 227, 227, generator=generator)
+    y = torch.randint(0, 1000, (2,), generator=generator)
+    found = []
+    for net in (model.cpu().eval(), other.cpu().eval()):
+        logits = net(x)
+        params = list(net.parameters())
+        found.append([logits.detach(), *torch.autograd.grad(F.cross_entropy(logits, y), params)])
+    if [t.shape for t in found[0]] != [t.shape for t in found[1]]:
+        raise SystemExit("the rewrite changed the network's parameters, not only its arithmetic")
+    pairs = zip(*found, strict=True)
+    return max(((a - b).abs().max() / a.abs().max().clamp_min(1e-30)).item() for a, b in pairs)
 
 
 def profile(
@@ -293,8 +365,6 @@ def main() -> None:
         progress("profile", found)
         return found
 
-    if not args.no_profile and "paper" not in names:
-        report = profile_or_error(copy.deepcopy(paper).to(device))
     started = time.perf_counter()
     for name in names:
         if variants and args.budget_s is not None and time.perf_counter() - started > args.budget_s:
@@ -321,7 +391,7 @@ def main() -> None:
             }
         )
         progress("variant", variants[-1])
-        if name == "paper" and not args.no_profile:  # the model just timed, compiled if asked
+        if len(variants) == 1 and not args.no_profile:  # the model just timed, compiled if asked
             report = profile_or_error(model)
     print(
         json.dumps(
