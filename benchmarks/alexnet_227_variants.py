@@ -18,9 +18,8 @@ Prints one JSON line with
   - ``fused_lrn``: LRN written as one expression over shifted channel slices within each GPU's
     half, returning the input's dtype, instead of ``nn.LocalResponseNorm`` (squares, padding, a 3D
     average pooling and a float32 result) applied to each half and concatenated;
-  - ``lrn_function``: the same expression as an autograd Function with its backward written out
-    (one pass of shifted reads each way, where autograd of ``fused_lrn`` scatters gradients into
-    padded copies);
+  - ``band_lrn``: LRN's window sum as a matrix product of the channels-last squares with a 0/1
+    band matrix (its backward is another product: no padded copies, no pooling kernels);
   - ``split_groups``: each ``groups=2`` convolution as two ordinary convolutions, concatenated;
   - ``dense_groups``: each as one ungrouped convolution with a block-diagonal weight (twice the
     multiply-adds, but the kernels for ungrouped layers; MFU counts the paper's FLOPs only);
@@ -61,7 +60,7 @@ REWRITES = (
     "conv1_c8",
     "conv1_s2d",
     "fused_lrn",
-    "lrn_function",
+    "band_lrn",
     "split_groups",
     "dense_groups",
 )
@@ -74,8 +73,8 @@ DEFAULT_VARIANTS = [
     "split_groups",
     "dense_groups",
     "conv1_c4+fused_lrn",
-    "lrn_function",
-    "conv1_s2d+dense_groups+lrn_function",
+    "band_lrn",
+    "conv1_s2d+dense_groups+band_lrn",
 ]
 
 
@@ -158,16 +157,6 @@ class DenseGroups(nn.Module):
         return F.conv2d(x, weight, c.bias, c.stride, c.padding)
 
 
-def channel_window_sum(x: torch.Tensor, size: int, groups: int) -> torch.Tensor:
-    """For each channel, the sum of ``x`` over the ``size`` channels centred on it within its
-    group (zeros past the group's edges): (N, C, H, W) -> (N, C, H, W). Symmetric for odd
-    ``size``, so it is its own transpose."""
-    parts = x.unflatten(1, (groups, -1))
-    channels = parts.shape[2]
-    padded = F.pad(parts, (0, 0, 0, 0, size // 2, (size - 1) // 2))
-    return sum(padded[:, :, i : i + channels] for i in range(size)).flatten(1, 2)
-
-
 class FusedLRN(nn.Module):
     """The paper's LRN, b = a / (k + alpha * sum of a^2 over ``size`` neighbouring channels of the
     same group)^beta, as one expression: (N, C, H, W) -> (N, C, H, W) in the input's dtype."""
@@ -178,49 +167,36 @@ class FusedLRN(nn.Module):
         self.alpha = lrn.alpha / lrn.size  # nn.LocalResponseNorm averages the window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        window = channel_window_sum(x.float().square(), self.size, self.groups)
+        squares = x.float().square().unflatten(1, (self.groups, -1))
+        channels = squares.shape[2]
+        padded = F.pad(squares, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))
+        window = sum(padded[:, :, i : i + channels] for i in range(self.size)).flatten(1, 2)
         return (x * (self.k + self.alpha * window).pow(-self.beta)).to(x.dtype)
 
 
-class LRNFunction(torch.autograd.Function):
-    """LRN, y = x * s^-beta with s = k + alpha * window(x^2), whose backward is written out,
-    dx = g * s^-beta - 2 alpha beta x * window(g * x * s^(-beta-1)), so that forward and backward
-    are each one pass of shifted reads (autograd of the windowed sum would scatter gradients
-    into padded copies instead). Saves only x; works in float32, returns x's dtype."""
-
-    @staticmethod
-    def forward(ctx, x, size, alpha, beta, k, groups):
-        ctx.save_for_backward(x)
-        ctx.constants = size, alpha, beta, k, groups
-        xf = x.float()
-        s = k + alpha * channel_window_sum(xf.square(), size, groups)
-        return (xf * s.pow(-beta)).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        size, alpha, beta, k, groups = ctx.constants
-        xf, gf = x.float(), grad.float()
-        s = k + alpha * channel_window_sum(xf.square(), size, groups)
-        back = channel_window_sum(gf * xf * s.pow(-beta - 1), size, groups)
-        dx = gf * s.pow(-beta) - 2 * alpha * beta * xf * back
-        return dx.to(grad.dtype), None, None, None, None, None
-
-
-class FunctionLRN(FusedLRN):
-    """``FusedLRN`` through ``LRNFunction``, whose backward is written out: (N, C, H, W) ->
-    (N, C, H, W) in the input's dtype."""
-
-    def __init__(self, lrn: nn.LocalResponseNorm, groups: int) -> None:
-        if lrn.size % 2 == 0:
-            raise ValueError(f"LRNFunction's backward needs an odd window, got size={lrn.size}")
-        super().__init__(lrn, groups)
+class BandLRN(FusedLRN):
+    """``FusedLRN`` with the window sum as a matrix product: over the channels-last view
+    (N, H, W, C), the squares times a C x C matrix of ones on the band of ``size`` channels
+    around the diagonal, within each group. The backward pass is another such product, and the
+    rest is pointwise (float32 around a low-precision product): (N, C, H, W) -> (N, C, H, W)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return LRNFunction.apply(x, self.size, self.alpha, self.beta, self.k, self.groups)
+        channels = x.shape[1]
+        per_group = channels // self.groups
+        to = torch.arange(channels, device=x.device)
+        source = to[:, None]
+        band = (
+            (source >= to - self.size // 2)
+            & (source <= to + (self.size - 1) // 2)
+            & (source // per_group == to // per_group)
+        )
+        squares = x.square().movedim(1, -1)
+        window = (squares @ band.to(squares.dtype)).movedim(-1, 1)
+        window = window.to(torch.promote_types(window.dtype, torch.float32))
+        return (x * (self.k + self.alpha * window).pow(-self.beta)).to(x.dtype)
 
 
-LRN_REWRITES = {"fused_lrn": FusedLRN, "lrn_function": FunctionLRN}
+LRN_REWRITES = {"fused_lrn": FusedLRN, "band_lrn": BandLRN}
 
 
 def rewrites(variant: str) -> list[str]:
