@@ -15,15 +15,13 @@ Prints one JSON line with
   - ``conv1_s2d``: conv1 (11x11, stride 4, 3 channels) as a 3x3 stride-1 convolution over 48
     channels of 4x4 space-to-depth blocks, the trick TPU and MLPerf ResNets use for their first
     layer (19% more multiply-adds, on zero taps; MFU counts the paper's FLOPs only);
-  - ``fused_lrn``: LRN written as one expression over shifted channel slices within each GPU's
-    half, returning the input's dtype, instead of ``nn.LocalResponseNorm`` (squares, padding, a 3D
-    average pooling and a float32 result) applied to each half and concatenated;
-  - ``band_lrn``: LRN's window sum as a matrix product of the channels-last squares with a 0/1
-    band matrix (its backward is another product: no padded copies, no pooling kernels);
+  - ``library_lrn``: the other way round, the model's LRN (``models.LRN``, window sums as a
+    matrix product) replaced by ``nn.LocalResponseNorm`` (squares, padding, a 3D average pooling)
+    on each half, concatenated: what the matrix product buys;
   - ``split_groups``: each ``groups=2`` convolution as two ordinary convolutions, concatenated;
   - ``dense_groups``: each as one ungrouped convolution with a block-diagonal weight (twice the
     multiply-adds, but the kernels for ungrouped layers; MFU counts the paper's FLOPs only);
-  - ``+`` combines rewrites, e.g. ``conv1_c4+fused_lrn``.
+  - ``+`` combines rewrites, e.g. ``conv1_s2d+dense_groups``.
 
 ``--nchw`` keeps the contiguous layout instead of ``channels_last``; ``--compile`` wraps each
 model in ``torch.compile`` (``--max-autotune`` lets inductor search kernels, which compiles for
@@ -55,26 +53,16 @@ from alexnet_throughput import (
 from course_utils import models, train
 from course_utils.env import choose_device
 
-REWRITES = (
-    "conv1_c4",
-    "conv1_c8",
-    "conv1_s2d",
-    "fused_lrn",
-    "band_lrn",
-    "split_groups",
-    "dense_groups",
-)
+REWRITES = ("conv1_c4", "conv1_c8", "conv1_s2d", "library_lrn", "split_groups", "dense_groups")
 DEFAULT_VARIANTS = [
     "paper",
     "conv1_c4",
     "conv1_c8",
     "conv1_s2d",
-    "fused_lrn",
+    "library_lrn",
     "split_groups",
     "dense_groups",
-    "conv1_c4+fused_lrn",
-    "band_lrn",
-    "conv1_s2d+dense_groups+band_lrn",
+    "conv1_s2d+dense_groups",
 ]
 
 
@@ -157,46 +145,18 @@ class DenseGroups(nn.Module):
         return F.conv2d(x, weight, c.bias, c.stride, c.padding)
 
 
-class FusedLRN(nn.Module):
-    """The paper's LRN, b = a / (k + alpha * sum of a^2 over ``size`` neighbouring channels of the
-    same group)^beta, as one expression: (N, C, H, W) -> (N, C, H, W) in the input's dtype."""
+class LibraryLRN(nn.Module):
+    """``lrn`` (a ``models.LRN``) as ``nn.LocalResponseNorm`` (``models.paper_lrn``) applied to each
+    of its channel groups and concatenated: the form the course's AlexNet used before its
+    matrix-product LRN, (N, C, H, W) -> (N, C, H, W)."""
 
-    def __init__(self, lrn: nn.LocalResponseNorm, groups: int) -> None:
+    def __init__(self, lrn: models.LRN) -> None:
         super().__init__()
-        self.size, self.beta, self.k, self.groups = lrn.size, lrn.beta, lrn.k, groups
-        self.alpha = lrn.alpha / lrn.size  # nn.LocalResponseNorm averages the window
+        self.groups = lrn.groups
+        self.module = models.paper_lrn(lrn.size, alpha=lrn.alpha, beta=lrn.beta, k=lrn.k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        squares = x.float().square().unflatten(1, (self.groups, -1))
-        channels = squares.shape[2]
-        padded = F.pad(squares, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))
-        window = sum(padded[:, :, i : i + channels] for i in range(self.size)).flatten(1, 2)
-        return (x * (self.k + self.alpha * window).pow(-self.beta)).to(x.dtype)
-
-
-class BandLRN(FusedLRN):
-    """``FusedLRN`` with the window sum as a matrix product: over the channels-last view
-    (N, H, W, C), the squares times a C x C matrix of ones on the band of ``size`` channels
-    around the diagonal, within each group. The backward pass is another such product, and the
-    rest is pointwise (float32 around a low-precision product): (N, C, H, W) -> (N, C, H, W)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels = x.shape[1]
-        per_group = channels // self.groups
-        to = torch.arange(channels, device=x.device)
-        source = to[:, None]
-        band = (
-            (source >= to - self.size // 2)
-            & (source <= to + (self.size - 1) // 2)
-            & (source // per_group == to // per_group)
-        )
-        squares = x.square().movedim(1, -1)
-        window = (squares @ band.to(squares.dtype)).movedim(-1, 1)
-        window = window.to(torch.promote_types(window.dtype, torch.float32))
-        return (x * (self.k + self.alpha * window).pow(-self.beta)).to(x.dtype)
-
-
-LRN_REWRITES = {"fused_lrn": FusedLRN, "band_lrn": BandLRN}
+        return torch.cat([self.module(part) for part in x.chunk(self.groups, dim=1)], dim=1)
 
 
 def rewrites(variant: str) -> list[str]:
@@ -222,10 +182,8 @@ def rewrite(model: models.AlexNet, variant: str) -> tuple[models.AlexNet, int]:
                 new = PaddedInputConv(layer, int(name.removeprefix("conv1_c")))
             elif name.endswith("_groups") and isinstance(layer, nn.Conv2d) and layer.groups == 2:
                 new = SplitGroups(layer) if name == "split_groups" else DenseGroups(layer)
-            elif name in LRN_REWRITES and isinstance(layer, models.PerGroup):
-                new = LRN_REWRITES[name](layer.module, layer.groups)
-            elif name in LRN_REWRITES and isinstance(layer, nn.LocalResponseNorm):
-                new = LRN_REWRITES[name](layer, 1)
+            elif name == "library_lrn" and isinstance(layer, models.LRN):
+                new = LibraryLRN(layer)
             if new is not None:
                 model.features[i], replaced = new, replaced + 1
     return model, replaced

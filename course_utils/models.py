@@ -108,16 +108,59 @@ def paper_lrn(
     return nn.LocalResponseNorm(size, alpha=alpha * size, beta=beta, k=k)
 
 
-class PerGroup(nn.Module):
-    """Apply ``module`` to each of ``groups`` equal slices of the channels separately, (N, C, H, W)
-    -> (N, C, H, W): on two GPUs, each one normalised only the maps it held."""
+def lrn_band(channels: int, size: int = 5, groups: int = 1, device=None) -> torch.Tensor:
+    """(C, C) matrix of ones where input channel j (row) falls in output channel i's window of
+    ``size`` channels (j from i - size // 2 to i + (size - 1) // 2, as ``nn.LocalResponseNorm``)
+    within the same one of ``groups`` equal slices, zeros elsewhere: a 1D convolution across
+    channels with a kernel of ones, as a matrix (notebook 01)."""
+    if channels % groups:
+        raise ValueError(
+            f"LRN over {groups} groups needs channels divisible by {groups}; got {channels}"
+        )
+    target = torch.arange(channels, device=device)
+    source = target[:, None]
+    per_group = channels // groups
+    return (
+        (source >= target - size // 2)
+        & (source <= target + (size - 1) // 2)
+        & (source // per_group == target // per_group)
+    ).float()
 
-    def __init__(self, module: nn.Module, groups: int) -> None:
+
+class LRN(nn.Module):
+    """The paper's local response normalisation, b = a / (k + alpha * sum of a^2 over ``size``
+    neighbouring channels)^beta, with each of ``groups`` equal slices of the channels normalised
+    on its own (on two GPUs, each one normalised only the maps it held): (N, C, H, W) ->
+    (N, C, H, W) in the input's dtype.
+
+    The window sums are one matrix product: the squares, channels last (N, H, W, C), times
+    ``lrn_band`` (C, C). It computes what ``paper_lrn`` does to each slice, and its backward pass
+    is a matrix product too, where ``nn.LocalResponseNorm`` pads and pools (notebook 07 times
+    the two). The arithmetic around the product runs in at least float32."""
+
+    def __init__(
+        self,
+        size: int = 5,
+        *,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
+        groups: int = 1,
+    ) -> None:
         super().__init__()
-        self.module, self.groups = module, groups
+        self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, groups={self.groups}"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.module(part) for part in x.chunk(self.groups, dim=1)], dim=1)
+        band = lrn_band(x.shape[1], self.size, self.groups, x.device)
+        squares = x.square().movedim(1, -1)
+        window = (squares @ band.to(squares.dtype)).movedim(-1, 1)
+        window = window.to(torch.promote_types(window.dtype, torch.float32))
+        return (x * (self.k + self.alpha * window).pow(-self.beta)).to(x.dtype)
 
 
 class AlexNet(nn.Module):
@@ -130,7 +173,7 @@ class AlexNet(nn.Module):
     0.5 before each), fc8 ``num_classes``: 60,965,224 parameters with ``grouped=True``.
     ``grouped=True`` gives conv2, conv4 and conv5 ``groups=2``: each half of the kernels sees
     only the half of the maps computed on its own GPU, as in the paper's two-GPU network, and LRN
-    normalises each half of the maps on its own (``PerGroup``).
+    normalises each half of the maps on its own (``LRN(groups=2)``).
 
     32: the same sequence of ideas with 5x5/1 then 3x3 kernels (64-192-384-256-256), three
     overlapping poolings (32 -> 15 -> 7 -> 3) and fc6/fc7 of 1024; ``width`` scales every layer.
@@ -180,7 +223,7 @@ class AlexNet(nn.Module):
             groups = 2 if grouped and is_grouped else 1
             layers += [nn.Conv2d(channels, out, kernel, stride, padding, groups=groups), act()]
             if lrn and name in ("conv1", "conv2"):
-                layers.append(PerGroup(paper_lrn(), 2) if grouped else paper_lrn())
+                layers.append(LRN(groups=2 if grouped else 1))
             if pool:
                 layers.append(nn.MaxPool2d(3, 2) if overlapping_pool else nn.MaxPool2d(2, 2))
             channels = out

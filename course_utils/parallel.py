@@ -13,7 +13,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from course_utils.models import AlexNet, PerGroup
+from course_utils.models import LRN, AlexNet
 
 
 def tower_devices(wanted: int = 2) -> list[torch.device]:
@@ -61,9 +61,11 @@ class TwoTowerAlexNet(nn.Module):
                 elif layer.groups not in (1, 2):
                     raise ValueError(f"cannot split a convolution with groups={layer.groups}")
                 pair = [_half(layer, 0), _half(layer, 1)]
-            elif isinstance(layer, PerGroup):
-                pair = [layer.module, layer.module]
-            elif isinstance(layer, nn.LocalResponseNorm):
+            elif isinstance(layer, LRN) and layer.groups == 2:
+                half = copy.deepcopy(layer)
+                half.groups = 1
+                pair = [half, half]
+            elif isinstance(layer, LRN):
                 raise ValueError(
                     "this AlexNet normalises across both halves: build it with grouped=True"
                 )

@@ -34,6 +34,9 @@ def test_paper_alexnet_sizes_and_parameter_counts():
     ]
     lrn = models.paper_lrn()
     assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 5e-4, 0.75, 2.0)
+    lrns = [m for m in model.features if isinstance(m, models.LRN)]
+    assert [(m.size, m.alpha, m.beta, m.k, m.groups) for m in lrns] == [(5, 1e-4, 0.75, 2.0, 2)] * 2
+    assert models.AlexNet(grouped=False).features[2].groups == 1
     assert [m.p for m in model.classifier if isinstance(m, nn.Dropout)] == [0.5, 0.5]
     with torch.no_grad():
         assert model.eval()(torch.zeros(1, 3, 227, 227)).shape == (1, 1000)
@@ -71,7 +74,7 @@ def test_switches_change_the_layers():
         activation="tanh",
     )
     kinds = [type(m) for m in model.modules()]
-    assert nn.LocalResponseNorm not in kinds and nn.Dropout not in kinds and nn.ReLU not in kinds
+    assert models.LRN not in kinds and nn.Dropout not in kinds and nn.ReLU not in kinds
     assert all(m.kernel_size == 2 for m in model.modules() if isinstance(m, nn.MaxPool2d))
 
 
@@ -204,11 +207,12 @@ def test_training_flops_count_each_gradient_of_a_grouped_convolution_once(root, 
     conv1 = 2 * 55 * 55 * 96 * 11 * 11 * 3  # the one layer whose input gradient is not needed
     for grouped in (True, False):
         alexnet = functools.partial(models.AlexNet, num_classes=1000, grouped=grouped)
-        model = alexnet()
+        without_lrn = models.AlexNet(num_classes=1000, grouped=grouped, lrn=False)
         with FlopCounterMode(display=False) as forward:
-            model(torch.randn(1, 3, 227, 227))
+            without_lrn(torch.randn(1, 3, 227, 227))
         train = alexnet_throughput.train_flops_per_image(alexnet, 227)
-        assert train == 3 * forward.get_total_flops() - conv1
+        assert train == 3 * forward.get_total_flops() - conv1  # LRN's matrix product left out
+        assert round(train / 1e9, 2) == (4.14 if grouped else 6.6)
 
 
 def test_alexnet_227_variants_benchmark_profiles_and_checks_each_rewrite(root):
@@ -224,12 +228,10 @@ def test_alexnet_227_variants_benchmark_profiles_and_checks_each_rewrite(root):
         "conv1_c4": 1,
         "conv1_c8": 1,
         "conv1_s2d": 1,
-        "fused_lrn": 2,
+        "library_lrn": 2,
         "split_groups": 3,
         "dense_groups": 3,
-        "conv1_c4+fused_lrn": 3,
-        "band_lrn": 2,
-        "conv1_s2d+dense_groups+band_lrn": 6,
+        "conv1_s2d+dense_groups": 4,
     }
     for variant in figures["variants"]:
         assert variant["max_relative_difference"] < 1e-4 and variant["images_per_s"] > 0
@@ -267,9 +269,9 @@ def test_the_variant_check_catches_a_rewrite_that_changes_the_network(root, monk
 
     torch.manual_seed(0)
     paper = models.AlexNet(num_classes=1000, width=0.25)
-    lrn, _ = variants.rewrite(paper, "fused_lrn")
+    lrn, _ = variants.rewrite(paper, "library_lrn")
     assert variants.max_relative_difference(paper, lrn) < 1e-5
-    lrn.features[2].size = 3  # a window of 3 channels instead of 5
+    lrn.features[2].module.size = 3  # a window of 3 channels instead of 5
     assert variants.max_relative_difference(paper, lrn) > 1e-2
     dense, _ = variants.rewrite(paper, "dense_groups")
     with torch.no_grad():
@@ -287,19 +289,15 @@ class HalvesTheGradient(nn.Module):
         return 0.5 * x + (0.5 * x).detach()
 
 
-@pytest.mark.parametrize("groups, size", [(1, 5), (2, 5), (2, 4)])
-def test_band_lrn_matches_local_response_norm_both_ways(root, monkeypatch, groups, size):
-    monkeypatch.syspath_prepend(str(root / "benchmarks"))
-    import alexnet_227_variants as variants
-
+@pytest.mark.parametrize("groups, size", [(1, 5), (2, 5), (2, 4), (4, 3)])
+def test_lrn_matches_local_response_norm_on_each_group_both_ways(groups, size):
     torch.manual_seed(0)
-    lrn = models.paper_lrn(size=size)
-    reference = models.PerGroup(lrn, 2) if groups == 2 else lrn
+    library = models.paper_lrn(size=size)
     x = (30 * torch.randn(3, 96, 5, 5, dtype=torch.float64)).relu().requires_grad_()
     grad = torch.randn_like(x)
-    expected = reference(x)
+    expected = torch.cat([library(part) for part in x.chunk(groups, dim=1)], dim=1)
     (expected_grad,) = torch.autograd.grad(expected, x, grad)
-    band = variants.BandLRN(lrn, groups)
+    band = models.LRN(size, groups=groups)
     channels_last = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
     for inputs in (x, channels_last):
         out = band(inputs)
@@ -309,6 +307,8 @@ def test_band_lrn_matches_local_response_norm_both_ways(root, monkeypatch, group
         assert torch.allclose(out_grad, expected_grad, rtol=1e-10, atol=1e-14)
     low = band(x.detach().bfloat16())  # the GPU's precision: within bfloat16's rounding
     assert torch.allclose(low.double(), expected, rtol=2e-2, atol=1e-2)
+    with pytest.raises(ValueError, match="channels divisible by 2; got 7"):
+        models.LRN(groups=2)(torch.ones(1, 7, 2, 2))
 
 
 @pytest.mark.parametrize(
