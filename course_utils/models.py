@@ -136,7 +136,9 @@ class LRN(nn.Module):
     The window sums are one matrix product: the squares, channels last (N, H, W, C), times
     ``lrn_band`` (C, C). It computes what ``paper_lrn`` does to each slice, and its backward pass
     is a matrix product too, where ``nn.LocalResponseNorm`` pads and pools (notebook 07 times
-    the two). The arithmetic around the product runs in at least float32."""
+    the two). It squares sqrt(alpha) * a rather than a, so float16 (autocast on older GPUs) holds
+    the squares up to |a| of about 10,000 instead of 256, and runs the arithmetic around the
+    product in at least float32."""
 
     def __init__(
         self,
@@ -148,6 +150,8 @@ class LRN(nn.Module):
         groups: int = 1,
     ) -> None:
         super().__init__()
+        if alpha < 0:
+            raise ValueError(f"LRN needs alpha >= 0 (it scales a sum of squares); got {alpha}")
         self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
 
     def extra_repr(self) -> str:
@@ -157,10 +161,10 @@ class LRN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         band = lrn_band(x.shape[1], self.size, self.groups, x.device)
-        squares = x.square().movedim(1, -1)
+        squares = (x * self.alpha**0.5).square().movedim(1, -1)  # alpha * a^2
         window = (squares @ band.to(squares.dtype)).movedim(-1, 1)
         window = window.to(torch.promote_types(window.dtype, torch.float32))
-        return (x * (self.k + self.alpha * window).pow(-self.beta)).to(x.dtype)
+        return (x * (self.k + window).pow(-self.beta)).to(x.dtype)
 
 
 class AlexNet(nn.Module):

@@ -311,6 +311,26 @@ def test_lrn_matches_local_response_norm_on_each_group_both_ways(groups, size):
         models.LRN(groups=2)(torch.ones(1, 7, 2, 2))
 
 
+def test_lrn_in_float16_holds_activations_whose_squares_overflow_it():
+    """Older GPUs train in float16, where a^2 is infinite above |a| = 256 (and inf * 0 in the
+    band product is nan); LRN squares sqrt(alpha) * a, so it stays finite and within float16's
+    rounding, both ways."""
+    torch.manual_seed(0)
+    x = 2000 * torch.randn(2, 96, 3, 3, dtype=torch.float64)
+    assert (x.abs() > 256).float().mean() > 0.8
+    reference = models.LRN(groups=2)
+    expected = reference(x)
+    half = x.half().requires_grad_()
+    out = models.LRN(groups=2)(half)
+    (grad,) = torch.autograd.grad(out.float().sum(), half)
+    assert out.dtype == torch.float16 and torch.isfinite(grad).all()
+    assert torch.allclose(out.double(), expected, rtol=5e-3, atol=1e-3)
+    (expected_grad,) = torch.autograd.grad(reference(x.requires_grad_()).sum(), x)
+    assert torch.allclose(grad.double(), expected_grad, rtol=2e-2, atol=2e-3)
+    with pytest.raises(ValueError, match="alpha >= 0"):
+        models.LRN(alpha=-1e-4)
+
+
 @pytest.mark.parametrize(
     "kernel, stride, padding, size", [(11, 4, 0, 227), (7, 2, 3, 224), (5, 3, 1, 31), (4, 4, 0, 35)]
 )
