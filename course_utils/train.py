@@ -44,7 +44,13 @@ def precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
 
 
 def _check_shapes(model: nn.Module, x: torch.Tensor) -> None:
-    """Fail early with one clear line when the data does not fit the model."""
+    """Fail early with one clear line when the data does not fit the model.
+
+    One image in eval mode: in train mode batch norm would refuse a single value per channel
+    (a ResNet's last 1x1 maps on 32x32 images) and fold that image into its running statistics.
+    """
+    training = model.training
+    model.eval()
     try:
         with torch.no_grad():
             model(x[:1])
@@ -52,6 +58,8 @@ def _check_shapes(model: nn.Module, x: torch.Tensor) -> None:
         raise ValueError(
             f"the model cannot take batches of shape {tuple(x.shape)}: {str(exc).splitlines()[0]}"
         ) from None
+    finally:
+        model.train(training)
 
 
 def evaluate(model: nn.Module, loader) -> tuple[float, float]:

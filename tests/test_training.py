@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from course_utils import datasets, models, train, viz
@@ -160,6 +161,19 @@ def test_fit_names_a_model_data_shape_mismatch():
         ValueError, match=r"cannot take batches of shape \(4, 1, 28, 28\): LeNet5 expects input"
     ):
         train.fit(models.LeNet5(), loader, epochs=1, progress=False)
+
+
+def test_fits_shape_check_leaves_batch_norm_alone():
+    """A ResNet on 32x32 images ends in 1x1 maps: batch norm in train mode refuses one image there,
+    and the check's single image must not enter the running statistics either."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    states = []
+    model.layer4.register_forward_pre_hook(lambda module, args: states.append(module.training))
+    history = train.fit(model, DeviceLoader(x, y, batch_size=4), epochs=1, progress=False)
+    assert len(history) == 1 and states == [False, True, True]  # the check, then two batches
+    assert int(model.bn1.num_batches_tracked) == 2  # the two batches; the check added none
 
 
 def test_precision_policy_on_cpu():
