@@ -43,12 +43,18 @@ def precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
     return (torch.bfloat16, False) if major >= 8 else (torch.float16, True)
 
 
-def _check_shapes(model: nn.Module, x: torch.Tensor) -> None:
-    """Fail early with one clear line when the data does not fit the model.
+def _check_batch(model: nn.Module, x: torch.Tensor) -> None:
+    """Fail early with one clear line when the data does not fit the model or is on another device.
 
     One image in eval mode: in train mode batch norm would refuse a single value per channel
     (a ResNet's last 1x1 maps on 32x32 images) and fold that image into its running statistics.
     """
+    device = next(model.parameters()).device
+    if x.device != device:
+        raise ValueError(
+            f"the batches are on {x.device} but the model is on {device}: give the DeviceLoader "
+            f"device={str(device)!r}, or move the model with model.to({str(x.device)!r})"
+        )
     training = model.training
     model.eval()
     try:
@@ -109,7 +115,7 @@ def fit(
     if channels_last if channels_last is not None else device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     first_x, _ = next(iter(train))
-    _check_shapes(model, first_x)
+    _check_batch(model, first_x)
     step = torch.compile(model) if compile else model
     optimizer = optimizer or torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None

@@ -155,12 +155,16 @@ def test_fit_learns_and_records_history():
     assert viz.learning_curves(history, labels=["relu"]).axes[1].get_title() == "accuracy"
 
 
-def test_fit_names_a_model_data_shape_mismatch():
+def test_fit_names_a_shape_or_device_mismatch_between_model_and_data():
     loader = DeviceLoader(torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long), batch_size=4)
     with pytest.raises(
         ValueError, match=r"cannot take batches of shape \(4, 1, 28, 28\): LeNet5 expects input"
     ):
         train.fit(models.LeNet5(), loader, epochs=1, progress=False)
+    with pytest.raises(
+        ValueError, match=r"batches are on cpu but the model is on meta: give the De"
+    ):
+        train.fit(models.LeNet5().to("meta"), loader, epochs=1, progress=False)
 
 
 def test_fits_shape_check_leaves_batch_norm_alone():
