@@ -110,11 +110,18 @@ def fit(
     """
     from tqdm.auto import tqdm
 
+    if scheduler not in (None, "onecycle"):
+        raise ValueError(f'scheduler must be None or "onecycle"; got {scheduler!r}')
+    first = next(iter(train), None)
+    if first is None:
+        raise ValueError(
+            "the training data yields no batches: is the dataset (or its slice) empty?"
+        )
     device = next(model.parameters()).device
     dtype, needs_scaler = precision(device)
     if channels_last if channels_last is not None else device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    first_x, _ = next(iter(train))
+    first_x, _ = first
     _check_batch(model, first_x)
     step = torch.compile(model) if compile else model
     optimizer = optimizer or torch.optim.AdamW(

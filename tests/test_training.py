@@ -167,6 +167,17 @@ def test_fit_names_a_shape_or_device_mismatch_between_model_and_data():
         train.fit(models.LeNet5().to("meta"), loader, epochs=1, progress=False)
 
 
+def test_fit_refuses_an_unknown_scheduler_and_empty_data():
+    loader = DeviceLoader(torch.zeros(8, 1, 32, 32), torch.zeros(8, dtype=torch.long), batch_size=4)
+    with pytest.raises(
+        ValueError, match=r'scheduler must be None or "onecycle"; got \'one-cycle\''
+    ):
+        train.fit(models.LeNet5(), loader, epochs=1, scheduler="one-cycle", progress=False)
+    empty = DeviceLoader(torch.zeros(0, 1, 32, 32), torch.zeros(0, dtype=torch.long), batch_size=4)
+    with pytest.raises(ValueError, match="the training data yields no batches"):
+        train.fit(models.LeNet5(), empty, epochs=1, progress=False)
+
+
 def test_fits_shape_check_leaves_batch_norm_alone():
     """A ResNet on 32x32 images ends in 1x1 maps: batch norm in train mode refuses one image there,
     and the check's single image must not enter the running statistics either."""
