@@ -40,6 +40,10 @@ class DeviceLoader:
             raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
         if x.ndim != 4:
             raise ValueError(f"x must be (N, C, H, W); got shape {tuple(x.shape)}")
+        if batch_size < 1 or crop_padding < 0:
+            raise ValueError(
+                f"need batch_size >= 1 and crop_padding >= 0; got {batch_size} and {crop_padding}"
+            )
         self.device = torch.device(device) if device is not None else x.device
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last

@@ -24,6 +24,10 @@ class LeNet5(nn.Module):
         self, *, num_classes: int = 10, activation: str = "tanh", pooling: str = "avg"
     ) -> None:
         super().__init__()
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be 'tanh' or 'relu'; got {activation!r}")
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max'; got {pooling!r}")
         act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
         pool = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}[pooling]
         self.features = nn.Sequential(
@@ -152,6 +156,8 @@ class LRN(nn.Module):
         super().__init__()
         if alpha < 0:
             raise ValueError(f"LRN needs alpha >= 0 (it scales a sum of squares); got {alpha}")
+        if size < 1:
+            raise ValueError(f"LRN sums over a window of size >= 1 channels; got size={size}")
         self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
 
     def extra_repr(self) -> str:
@@ -216,6 +222,8 @@ class AlexNet(nn.Module):
             )
         if activation not in ("relu", "tanh"):
             raise ValueError(f"activation must be 'relu' or 'tanh'; got {activation!r}")
+        if width <= 0:
+            raise ValueError(f"width scales every layer and must be positive; got {width}")
         self.input_size = input_size
         act = nn.ReLU if activation == "relu" else nn.Tanh
         layers: list[nn.Module] = []

@@ -89,6 +89,14 @@ def images(
     """
     plt = _plt()
     arrays = [np.asarray(a, dtype=float) for a in arrays]
+    shapes = [
+        a.shape for a in arrays if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4)))
+    ]
+    if not arrays or shapes:
+        raise ValueError(
+            "images needs one or more arrays, each (H, W) or (H, W, 3); "
+            + (f"got shape {shapes[0]}" if shapes else "got none")
+        )
     cols = cols or len(arrays)
     rows = -(-len(arrays) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
@@ -111,6 +119,8 @@ def kernels(weights, *, titles=None, cols: int = 8, size: float = 1.1):
         if hasattr(weights, "detach")
         else np.asarray(weights, dtype=float)
     )
+    if w.ndim not in (3, 4):
+        raise ValueError(f"kernels expects (C_out, C_in, kh, kw) or (C_out, kh, kw); got {w.shape}")
     if w.ndim == 4 and w.shape[1] == 3:
         w = w.transpose(0, 2, 3, 1)
         w = (w - w.min()) / (np.ptp(w) or 1.0)
@@ -140,9 +150,14 @@ def feature_maps(maps, *, cols: int = 8, size: float = 1.3, title: str = ""):
 
 def learning_curves(*histories, labels=None):
     """Loss and accuracy per epoch for one or more :class:`course_utils.train.History` objects."""
+    labels = labels or [f"run {i}" for i in range(len(histories))]
+    if not histories or len(labels) != len(histories):
+        raise ValueError(
+            f"learning_curves needs one or more histories and one label each; got "
+            f"{len(histories)} histories and {len(labels)} labels"
+        )
     plt = _plt()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
-    labels = labels or [f"run {i}" for i in range(len(histories))]
     for history, label in zip(histories, labels, strict=True):
         epochs = history["epoch"]
         for ax, key in ((loss_ax, "loss"), (acc_ax, "acc")):

@@ -260,3 +260,32 @@ def test_train_or_load_saves_verifies_and_refuses(tmp_path):
     assert path.exists() and os.path.getsize(path) == len(original), (
         "a bad checkpoint is never deleted"
     )
+
+
+@pytest.mark.parametrize(
+    "call, needle",
+    [
+        (lambda: models.LeNet5(activation="gelu"), "'tanh' or 'relu'; got 'gelu'"),
+        (lambda: models.LeNet5(pooling="min"), "'avg' or 'max'; got 'min'"),
+        (lambda: models.AlexNet(input_size=32, width=0), "must be positive; got 0"),
+        (lambda: models.LRN(0), "size >= 1 channels; got size=0"),
+        (
+            lambda: DeviceLoader(torch.zeros(4, 1, 2, 2), torch.zeros(4), batch_size=0),
+            "got 0 and 0",
+        ),
+        (
+            lambda: DeviceLoader(
+                torch.zeros(4, 1, 2, 2), torch.zeros(4), batch_size=2, crop_padding=-1
+            ),
+            "got 2 and -1",
+        ),
+        (lambda: viz.images([]), "one or more arrays, each (H, W) or (H, W, 3); got none"),
+        (lambda: viz.images([torch.zeros(4, 4, 2)]), "got shape (4, 4, 2)"),
+        (lambda: viz.kernels(torch.zeros(3, 5)), "(C_out, kh, kw); got (3, 5)"),
+        (lambda: viz.learning_curves(), "got 0 histories and 0 labels"),
+    ],
+)
+def test_bad_arguments_are_refused_saying_what_was_wrong(call, needle):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert needle in str(error.value)
