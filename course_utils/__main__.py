@@ -70,11 +70,17 @@ def _cmd_strip(args: argparse.Namespace) -> int:
 
     from course_utils import notebooks
 
+    unreadable = 0
     for path in args.paths or notebooks.notebook_paths():
-        nb = notebooks.read(path)
+        try:
+            nb = notebooks.read(path)
+        except ValueError as exc:  # says which file and why; the others are still stripped
+            print(exc, file=sys.stderr)
+            unreadable += 1
+            continue
         nbformat.write(notebooks.strip(nb), path)
         print(f"stripped {path}")
-    return 0
+    return 1 if unreadable else 0
 
 
 def _cmd_release(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The CLI: doctor, readme and run (on the real notebook 01 and on broken notebooks)."""
+"""The CLI: doctor, readme, strip and run (on the real notebook 01 and on broken notebooks)."""
 
 import os
 import subprocess
@@ -92,6 +92,17 @@ def test_readme_check_fails_on_a_stale_table(root, tmp_path):
     stale.write_text(text)
     done = cli("readme", "--check", "--readme", str(stale), cwd=root)
     assert done.returncode == 1 and "stale" in done.stderr
+
+
+def test_strip_names_an_unreadable_notebook_and_strips_the_others(tmp_path):
+    good, broken = tmp_path / "good.ipynb", tmp_path / "broken.ipynb"
+    cell = new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    nbformat.write(new_notebook(cells=[cell]), good)
+    broken.write_text("{not json")
+    done = cli("strip", str(broken), str(good))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"{broken} is not a readable Jupyter notebook" in done.stderr
+    assert f"stripped {good}" in done.stdout and nbformat.read(good, 4).cells[0].outputs == []
 
 
 def test_run_executes_notebook_01_and_prints_its_row(root, tmp_path):
