@@ -21,16 +21,22 @@ KERNELS = {
 
 
 def parse_kernel(text: str) -> np.ndarray:
-    """Parse a typed kernel: rows separated by ';' or newlines, numbers by spaces or commas."""
-    rows = [r for r in text.replace(";", "\n").splitlines() if r.strip()]
+    """Parse a typed kernel: rows separated by ';', newlines or brackets (``[[1, 2], [3, 4]]``),
+    numbers by spaces or commas."""
+    rows = text.replace("[", " ").replace("]", "\n").replace(";", "\n").splitlines()
     try:
         values = [[float(v) for v in r.replace(",", " ").split()] for r in rows]
     except ValueError:
         raise ValueError(
             f"could not read {text!r} as numbers; type e.g. '0 1 0; 1 4 1; 0 1 0'"
         ) from None
-    if not values or len({len(r) for r in values}) != 1:
+    values = [row for row in values if row]
+    if not values:
+        raise ValueError("type a kernel, e.g. '0 1 0; 1 4 1; 0 1 0'")
+    if len({len(r) for r in values}) != 1:
         raise ValueError(f"every row needs the same number of values; got {text!r}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"a kernel needs finite numbers (no nan or inf); got {text!r}")
     return np.array(values)
 
 

@@ -32,6 +32,11 @@ def test_parse_kernel_accepts_rows_and_explains_errors():
         widgets.parse_kernel("1 x; 2 3")
     with pytest.raises(ValueError, match="same number of values"):
         widgets.parse_kernel("1 2; 3")
+    np.testing.assert_array_equal(widgets.parse_kernel("[[1, 2], [3, 4]]"), [[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="type a kernel"):
+        widgets.parse_kernel(" ; ")
+    with pytest.raises(ValueError, match="finite numbers"):
+        widgets.parse_kernel("nan 1; 1 1")
 
 
 def test_filter_image_keeps_size_and_matches_conv2d():
