@@ -43,14 +43,16 @@ def precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
     return (torch.bfloat16, False) if major >= 8 else (torch.float16, True)
 
 
-def _check_batch(model: nn.Module, x: torch.Tensor) -> None:
-    """Fail early with one clear line when the data does not fit the model or is on another device.
+def _check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Fail early with one clear line when the batches (x, y) do not fit the model: another
+    device, an input shape it refuses, logits that are not (N, classes), labels that are not
+    class indices below the number of outputs (on a GPU that would be a device-side assert).
 
     One image in eval mode: in train mode batch norm would refuse a single value per channel
     (a ResNet's last 1x1 maps on 32x32 images) and fold that image into its running statistics.
     """
     device = next(model.parameters()).device
-    if x.device != device:
+    if x.device != device or y.device != device:
         raise ValueError(
             f"the batches are on {x.device} but the model is on {device}: give the DeviceLoader "
             f"device={str(device)!r}, or move the model with model.to({str(x.device)!r})"
@@ -59,13 +61,28 @@ def _check_batch(model: nn.Module, x: torch.Tensor) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            model(x[:1])
+            logits = model(x[:1])
     except (RuntimeError, ValueError) as exc:
         raise ValueError(
             f"the model cannot take batches of shape {tuple(x.shape)}: {str(exc).splitlines()[0]}"
         ) from None
     finally:
         model.train(training)
+    if logits.ndim != 2:
+        raise ValueError(
+            f"the model returns shape {tuple(logits.shape)} for one image; fit needs logits "
+            "(N, classes): flatten before the last layer"
+        )
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.ndim != 1:
+        raise ValueError(
+            f"labels must be class indices, integers of shape (N,); got {y.dtype} {tuple(y.shape)}"
+        )
+    low, high, classes = int(y.min()), int(y.max()), logits.shape[1]
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"labels run from {low} to {high} but the model has {classes} outputs: build it with "
+            f"num_classes={high + 1} (labels must lie in 0 .. {classes - 1})"
+        )
 
 
 def evaluate(model: nn.Module, loader) -> tuple[float, float]:
@@ -121,8 +138,7 @@ def fit(
     dtype, needs_scaler = precision(device)
     if channels_last if channels_last is not None else device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    first_x, _ = first
-    _check_batch(model, first_x)
+    _check_batch(model, *first)
     step = torch.compile(model) if compile else model
     optimizer = optimizer or torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None

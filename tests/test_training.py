@@ -1,6 +1,7 @@
 """Datasets (stand-ins and the fallback from the real path), the device loader, LeNet-5 and training."""
 
 import os
+import re
 
 import pytest
 import torch
@@ -165,6 +166,25 @@ def test_fit_names_a_shape_or_device_mismatch_between_model_and_data():
         ValueError, match=r"batches are on cpu but the model is on meta: give the De"
     ):
         train.fit(models.LeNet5().to("meta"), loader, epochs=1, progress=False)
+
+
+def test_fit_checks_the_labels_and_logits_before_training():
+    """On a GPU a label beyond the last output is a device-side assert that ends the session."""
+    x = torch.zeros(8, 1, 32, 32)
+    labels = {
+        "labels run from 0 to 101 but the model has 10 outputs: build it with num_classes=102": (
+            torch.tensor([0, 101, 2, 3, 4, 5, 6, 7])
+        ),
+        "labels must be class indices, integers of shape (N,); got torch.float32": torch.zeros(8),
+    }
+    for message, y in labels.items():
+        loader = DeviceLoader(x, y, batch_size=4, shuffle=False)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            train.fit(models.LeNet5(), loader, epochs=1, progress=False)
+    unflattened = nn.Sequential(nn.Conv2d(1, 10, 32))  # (N, 10, 1, 1): no flatten before the loss
+    loader = DeviceLoader(x, torch.zeros(8, dtype=torch.long), batch_size=4)
+    with pytest.raises(ValueError, match=re.escape("returns shape (1, 10, 1, 1) for one image")):
+        train.fit(unflattened, loader, epochs=1, progress=False)
 
 
 def test_fit_refuses_an_unknown_scheduler_and_empty_data():
