@@ -84,13 +84,11 @@ class DeviceLoader:
                 yield x[first : first + bs], y[first : first + bs]
 
     def _random_crop(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-image random crops of the zero-padded batch, by one gather. (B, C, H, W) -> same."""
+        """Per-image random crops of the zero-padded batch, by one indexing of the view that holds
+        all of its H x W windows. (B, C, H, W) -> same."""
         p = self.crop_padding
-        b, c, h, w = x.shape
-        padded = F.pad(x, (p, p, p, p))
-        dy = torch.randint(0, 2 * p + 1, (b, 1, 1), device=self.device, generator=self.generator)
-        dx = torch.randint(0, 2 * p + 1, (b, 1, 1), device=self.device, generator=self.generator)
-        rows = (dy + torch.arange(h, device=self.device).view(1, h, 1)).expand(b, h, w)
-        cols = (dx + torch.arange(w, device=self.device).view(1, 1, w)).expand(b, h, w)
-        flat = (rows * (w + 2 * p) + cols).view(b, 1, h * w).expand(b, c, h * w)
-        return padded.flatten(2).gather(2, flat).view(b, c, h, w)
+        b, _, h, w = x.shape
+        windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)  # (B, C, 2p+1, 2p+1, H, W)
+        dy = torch.randint(0, 2 * p + 1, (b,), device=self.device, generator=self.generator)
+        dx = torch.randint(0, 2 * p + 1, (b,), device=self.device, generator=self.generator)
+        return windows[torch.arange(b, device=self.device), :, dy, dx]
