@@ -54,8 +54,9 @@ def _check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     device = next(model.parameters()).device
     if x.device != device or y.device != device:
         raise ValueError(
-            f"the batches are on {x.device} but the model is on {device}: give the DeviceLoader "
-            f"device={str(device)!r}, or move the model with model.to({str(x.device)!r})"
+            f"the images are on {x.device} and the labels on {y.device}, but the model is on "
+            f"{device}: give the DeviceLoader device={str(device)!r}, or move the model with "
+            f"model.to({str(x.device)!r})"
         )
     training = model.training
     model.eval()

@@ -163,7 +163,8 @@ def test_fit_names_a_shape_or_device_mismatch_between_model_and_data():
     ):
         train.fit(models.LeNet5(), loader, epochs=1, progress=False)
     with pytest.raises(
-        ValueError, match=r"batches are on cpu but the model is on meta: give the De"
+        ValueError,
+        match=r"images are on cpu and the labels on cpu, but the model is on meta: give the De",
     ):
         train.fit(models.LeNet5().to("meta"), loader, epochs=1, progress=False)
 
