@@ -155,6 +155,22 @@ def test_run_reports_failures_and_keeps_going(tmp_path):
     assert (tmp_path / "out/01_broken.ipynb").exists()
 
 
+def test_run_keeps_what_an_output_widget_shows_without_mimicking_the_widget(tmp_path, monkeypatch):
+    """nbclient's Output-widget stand-in writes to the kernel's shell socket while the cell's reply
+    is awaited there, which can hang the run (nbclient issue 312): the runner must not use it."""
+    import nbclient.client
+
+    made = []
+    monkeypatch.setattr(nbclient.client, "OutputWidget", lambda *args: made.append(args) or None)
+    code = "import ipywidgets as W\nout = W.Output()\ndisplay(out)\nwith out:\n    print('shown')"
+    path = tmp_path / "widget.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(code)]), path)
+    result = runner.run_notebook(path, tmp_path / "out", cell_timeout=120)
+    assert result.status == "ok" and made == []
+    outputs = nbformat.read(tmp_path / "out" / "widget.ipynb", 4).cells[0].outputs
+    assert any(o.get("text") == "shown\n" for o in outputs), outputs
+
+
 def test_headline_is_found_in_outputs(capsys):
     course_utils.headline("a   b\nc")
     printed = capsys.readouterr().out
