@@ -59,10 +59,11 @@ def run_notebook(path: Path, out_dir: Path, *, cell_timeout: int) -> RunResult:
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
         )
-        # No stand-in for ipywidgets' Output widget: nbclient's answers each output inside one with
-        # a message on the shell socket while it awaits the cell's reply there, which can lose that
-        # reply and hang the run until the cell timeout (nbclient issue 312; seen with notebook
-        # 02's kernel explorer). Without it, what a widget shows is kept as the cell's output.
+        # No stand-in for ipywidgets' Output widget: nbclient's sends a message on the kernel's
+        # shell socket for each output shown inside one, while it awaits the cell's reply on that
+        # socket, which can lose the reply and hang the run until the cell timeout (nbclient issue
+        # 312; seen with notebook 02's kernel explorer). Without it, what a widget shows is kept
+        # as the cell's output.
         client.widget_registry = {}
         try:
             client.execute()

@@ -199,7 +199,7 @@ def test_fit_refuses_an_unknown_scheduler_and_empty_data():
         train.fit(models.LeNet5(), empty, epochs=1, progress=False)
 
 
-def test_fits_shape_check_leaves_batch_norm_alone():
+def test_fits_first_batch_check_leaves_batch_norm_alone():
     """A ResNet on 32x32 images ends in 1x1 maps: batch norm in train mode refuses one image there,
     and the check's single image must not enter the running statistics either."""
     torch.manual_seed(0)
