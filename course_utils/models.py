@@ -24,12 +24,15 @@ class LeNet5(nn.Module):
         self, *, num_classes: int = 10, activation: str = "tanh", pooling: str = "avg"
     ) -> None:
         super().__init__()
-        if activation not in ("tanh", "relu"):
+        activations, poolings = (
+            {"tanh": nn.Tanh, "relu": nn.ReLU},
+            {"avg": nn.AvgPool2d, "max": nn.MaxPool2d},
+        )
+        if activation not in activations:
             raise ValueError(f"activation must be 'tanh' or 'relu'; got {activation!r}")
-        if pooling not in ("avg", "max"):
+        if pooling not in poolings:
             raise ValueError(f"pooling must be 'avg' or 'max'; got {pooling!r}")
-        act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
-        pool = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}[pooling]
+        act, pool = activations[activation], poolings[pooling]
         self.features = nn.Sequential(
             nn.Conv2d(1, 6, 5),
             act(),
