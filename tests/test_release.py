@@ -121,6 +121,14 @@ def test_the_student_readme_names_only_files_and_targets_the_release_has(built):
 def test_release_refuses_bad_urls_and_used_folders(tmp_path):
     with pytest.raises(ValueError, match="github.com/OWNER/REPO"):
         release.build_release(tmp_path / "a", repo_url="git@github.com:o/r.git")
+    for branch in ("spring 2027", "-main", "a..b", "fix/", "v1.lock", 'x"y', "a#b", ""):
+        with pytest.raises(ValueError, match="--branch must be a git branch"):
+            release.build_release(tmp_path / "a", repo_url="https://github.com/o/r", branch=branch)
+    assert not (tmp_path / "a").exists(), (
+        "a refused release must write nothing (a retry needs the folder)"
+    )
+    for branch in ("main", "spring-2027", "release/v1.0", "fall_2026"):
+        assert release.github_repo("https://github.com/o/r", branch)["name"] == "r"
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError):

@@ -80,6 +80,10 @@ COLAB_SHIPS = (
     "IPython",
 )
 _REPO = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?$")
+#: A branch (or tag) name git accepts that also fits, unquoted, in the Colab URL and pip's
+#: ``git+URL@branch``: ASCII letters, digits, ``_ . / -``, and git's rules on where ``.`` and
+#: ``/`` may stand.
+_BRANCH = re.compile(r"^(?![./-])(?!.*(?:\.\.|//|/\.))[\w./-]+(?<![./])(?<!\.lock)$", re.ASCII)
 
 
 def repo_url_from_pyproject(root: Path) -> str:
@@ -112,13 +116,25 @@ def stub_solutions(src: str, exercise_id: str) -> str:
     return "\n".join(out)
 
 
-def colab_cells(repo_url: str, branch: str, notebook: str) -> list:
-    """The badge (markdown) and the Colab-only install cell stamped at the top of a notebook."""
+def github_repo(repo_url: str, branch: str) -> re.Match:
+    """``repo_url`` matched as a GitHub repository (``owner``, ``name``), after checking that
+    both it and ``branch`` can go into the badge's URL and the install cell; else ValueError."""
     match = _REPO.match(repo_url)
     if not match:
         raise ValueError(
             f"--repo-url must look like https://github.com/OWNER/REPO; got {repo_url!r}"
         )
+    if not _BRANCH.match(branch):
+        raise ValueError(
+            f"--branch must be a git branch or tag name of letters, digits and _ . / - "
+            f"(such as main or spring-2027); got {branch!r}"
+        )
+    return match
+
+
+def colab_cells(repo_url: str, branch: str, notebook: str) -> list:
+    """The badge (markdown) and the Colab-only install cell stamped at the top of a notebook."""
+    match = github_repo(repo_url, branch)
     colab = (
         f"https://colab.research.google.com/github/{match['owner']}/{match['name']}"
         f"/blob/{branch}/notebooks/{notebook}"
@@ -160,6 +176,7 @@ def build_release(
     """Write the student repository to ``out`` (which must not exist or be empty)."""
     from course_utils.env import repo_root
 
+    github_repo(repo_url, branch)  # a typo stops the release before anything is written
     root = root or repo_root()
     if root is None:
         raise FileNotFoundError(
