@@ -145,9 +145,14 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
     try:
         rows = grade_folder(
-            args.submissions, args.out, jobs=args.jobs, limits=_limits(args), only=args.only
+            args.submissions,
+            args.out,
+            jobs=args.jobs,
+            limits=_limits(args),
+            only=args.only,
+            replace=args.replace,
         )
-    except (SandboxUnavailable, FileNotFoundError, ValueError) as exc:
+    except (SandboxUnavailable, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"grading stopped before anyone was scored: {exc}", file=sys.stderr)
         return 2
     for row in rows:
@@ -226,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", type=Path, required=True)
     grade.add_argument("--jobs", type=int, default=2, help="submissions graded in parallel")
     grade.add_argument("--only", nargs="+", metavar="NN", help="grade only these notebooks")
+    grade.add_argument(
+        "--replace",
+        action="store_true",
+        help="write over the reports in an --out that is not empty (grades.csv is replaced, "
+        "not merged: with --only it then lists only those notebooks)",
+    )
     _add_limit_options(grade)
     grade.set_defaults(func=_cmd_grade)
 

@@ -634,6 +634,14 @@ def test_grade_and_release_command_lines(tmp_path):
         .splitlines()[1]
         .startswith("ada,01_convolution_1d.ipynb,8,8")
     )
+    graded = (tmp_path / "out" / "grades.csv").read_text()
+    regrade = [sys.executable, "-m", "course_utils", "grade", str(tmp_path / "subs")]
+    regrade += ["--out", str(tmp_path / "out"), "--jobs", "1", "--only", "01"]
+    again = subprocess.run(regrade, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "pass --replace" in again.stderr, again.stderr
+    assert (tmp_path / "out" / "grades.csv").read_text() == graded, "earlier grades are kept"
+    replaced = subprocess.run([*regrade, "--replace"], capture_output=True, text=True, timeout=600)
+    assert replaced.returncode == 0 and "8 / 8" in replaced.stdout, replaced.stderr
     release = subprocess.run(
         [
             sys.executable,

@@ -461,11 +461,20 @@ def grade_folder(
     limits: Limits | None = None,
     only: list[str] | None = None,
     notebooks_dir: Path | None = None,
+    replace: bool = False,
 ) -> list[NotebookResult]:
-    """Grade every submission and write the reports; returns the rows of grades.csv."""
+    """Grade every submission and write the reports to ``out``, which must be new or empty
+    unless ``replace`` (then its reports are written over); returns the rows of grades.csv."""
     submissions, out = submissions.resolve(), out.resolve()
     if not submissions.is_dir():
         raise FileNotFoundError(f"{submissions} is not a folder of student folders")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; --out needs a folder for the reports")
+    if out.exists() and any(out.iterdir()) and not replace:
+        raise FileExistsError(
+            f"{out} is not empty (the reports of an earlier run?); choose a new --out, or pass "
+            "--replace to write over its reports"
+        )
     if not any(p.is_dir() and not p.name.startswith(".") for p in submissions.iterdir()):
         loose = len(list(submissions.glob("*.ipynb")))
         raise ValueError(
