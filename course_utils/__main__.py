@@ -9,7 +9,7 @@ from pathlib import Path
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from course_utils import notebooks, runner
-    from course_utils.env import is_offline
+    from course_utils.env import flag, is_fast, is_offline, threads
 
     found = notebooks.notebook_paths(args.notebooks_dir)
     paths = (
@@ -23,10 +23,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    offline = args.offline or is_offline()
+    try:  # a misspelt setting would stop every notebook at its setup cell: say it once instead
+        fast, offline = args.fast or is_fast(), args.offline or is_offline()
+        flag("COURSE_CHECK_STRICT"), threads()
+    except ValueError as exc:
+        print(f"no notebook was run: {exc}", file=sys.stderr)
+        return 2
     print(
         f"executing {len(paths)} notebook(s) into {args.out}; "
-        f"{'fast' if args.fast else 'full'} mode; "
+        f"{'fast' if fast else 'full'} mode; "
         + (
             "offline: stand-in datasets"
             if offline

@@ -101,9 +101,9 @@ def _flags() -> Finding:
     shown = ", ".join(f"{n}={os.environ[n]}" for n in names if n in os.environ) or "none set"
     try:
         cpu = f"{threads()} CPU threads"
+        mode = f"{'fast' if is_fast() else 'full'} mode, {'offline' if is_offline() else 'online'}"
     except ValueError as exc:  # setup() in every notebook would stop on it
         return Finding("flags", shown, str(exc), fatal=True)
-    mode = f"{'fast' if is_fast() else 'full'} mode, {'offline' if is_offline() else 'online'}"
     return Finding("flags", f"{shown} ({mode}, {cpu})")
 
 
@@ -143,7 +143,11 @@ def _bytes(path: Path) -> int:
 
 
 def _network(timeout: float = 3.0) -> Finding:
-    if is_offline():
+    try:
+        offline = is_offline()
+    except ValueError:  # a misspelt COURSE_OFFLINE: reported under flags; check the network anyway
+        offline = False
+    if offline:
         return Finding("network", "not checked (COURSE_OFFLINE=1): stand-in datasets will be used")
     reachable = []
     for host in DOWNLOAD_HOSTS:

@@ -16,12 +16,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-_TRUE = {"1", "true", "yes", "on"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 
 def flag(name: str) -> bool:
-    """True when the environment variable ``name`` is set to 1/true/yes/on."""
-    return os.environ.get(name, "").strip().lower() in _TRUE
+    """True when the environment variable ``name`` is 1/true/yes/on, False when it is unset or
+    0/false/no/off; any other value (a typo) is a ValueError rather than a silent False."""
+    value = os.environ.get(name, "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ValueError(
+            f"{name}={os.environ[name]!r} is neither on nor off; set it to 1 (or true, yes, on) "
+            "to turn it on, or to 0 (or false, no, off) or unset it to turn it off"
+        )
+    return value in _TRUE
 
 
 def is_fast() -> bool:

@@ -61,6 +61,13 @@ def test_doctor_fails_on_a_thread_count_that_setup_would_refuse():
     assert "1 problem(s) need fixing" in done.stdout
 
 
+def test_doctor_fails_on_a_misspelt_flag():
+    done = cli("doctor", env=dict(os.environ, COURSE_OFFLINE="ture"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "fix: COURSE_OFFLINE='ture' is neither on nor off" in done.stdout
+    assert "1 problem(s) need fixing" in done.stdout
+
+
 def test_doctor_explains_a_cache_path_that_is_a_file(tmp_path):
     blocker = tmp_path / "data"
     blocker.write_text("not a folder")
@@ -124,6 +131,24 @@ def test_run_with_an_unknown_notebook_lists_the_ones_there_are(root, tmp_path):
     assert "no notebooks matched" in done.stderr
     assert "--only takes their numbers or names: 01_convolution_1d," in done.stderr
     assert "07_alexnet" in done.stderr
+
+
+def test_run_with_a_misspelt_setting_runs_nothing_and_names_it(root, tmp_path):
+    for name, value in (("COURSE_FAST", "ture"), ("COURSE_CHECK_STRICT", "y")):
+        env = dict(os.environ, **{name: value})
+        done = cli("run", "--only", "01", "--out", str(tmp_path), cwd=root, env=env)
+        assert done.returncode == 2 and not list(tmp_path.iterdir()), done.stdout
+        assert f"no notebook was run: {name}='{value}' is neither on nor off" in done.stderr
+    done = cli(
+        "run",
+        "--only",
+        "01",
+        "--out",
+        str(tmp_path),
+        cwd=root,
+        env=dict(os.environ, COURSE_THREADS="all"),
+    )
+    assert done.returncode == 2 and "COURSE_THREADS='all' is not a positive" in done.stderr
 
 
 def _write(path, *cells):

@@ -38,11 +38,21 @@ def test_setup_prints_one_line_and_seeds_reproducibly(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("1", True), ("true", True), ("0", False), ("", False)]
+    ("value", "expected"),
+    [("1", True), ("true", True), (" Yes ", True), ("0", False), ("off", False), ("", False)],
 )
 def test_flags_read_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("COURSE_OFFLINE", value)
     assert env.is_offline() is expected
+
+
+@pytest.mark.parametrize("typo", ["ture", "2", "y", "offline"])
+def test_a_misspelt_flag_stops_setup_saying_which_values_work(monkeypatch, typo):
+    monkeypatch.setenv("COURSE_FAST", typo)
+    with pytest.raises(
+        ValueError, match=rf"COURSE_FAST='{typo}' is neither on nor off; set it to 1"
+    ):
+        course_utils.setup(quiet=True)
 
 
 def test_threads_follow_the_environment_and_a_bad_count_says_how_to_fix_it(monkeypatch):
