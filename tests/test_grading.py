@@ -574,6 +574,15 @@ def test_a_sandbox_that_cannot_start_stops_the_batch(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists(), "nobody is scored when the sandbox cannot start"
 
 
+def test_the_graders_course_settings_change_no_grade(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "ture")  # misspelt: setup() in a notebook refuses it
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+    (tmp_path / "subs" / "ada").mkdir(parents=True)
+    (tmp_path / "subs" / "ada" / NB).write_text(SOURCE.read_text())
+    [row] = grade_folder(tmp_path / "subs", tmp_path / "out", jobs=1, limits=LIMITS)
+    assert (row.status, row.score, row.reason) == ("graded", FULL, "")
+
+
 def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
     """Solutions of every source notebook get full marks; the student release gets zero."""
     from course_utils.grading.hidden import hidden_tests
