@@ -121,6 +121,13 @@ def _cmd_gradescope(args: argparse.Namespace) -> int:
             "the bundle is built from the course repository (an editable install)", file=sys.stderr
         )
         return 2
+    if args.out.is_dir():
+        print(
+            f"--out {args.out} is a folder; name the zip file to write, "
+            f"e.g. --out {args.out / 'autograder.zip'}",
+            file=sys.stderr,
+        )
+        return 2
     print(f"Gradescope autograder written to {build_bundle(args.out, root)}")
     return 0
 

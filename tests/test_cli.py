@@ -202,3 +202,10 @@ def test_headline_is_found_in_outputs(capsys):
     nb = new_notebook(cells=[new_code_cell("")])
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
     assert runner.find_headline(nb) == "a b c"
+
+
+def test_gradescope_with_a_folder_for_out_asks_for_the_zips_name(root, tmp_path):
+    done = cli("gradescope", "--out", str(tmp_path), cwd=root)
+    assert done.returncode == 2 and not list(tmp_path.iterdir()), done.stdout
+    assert f"e.g. --out {tmp_path / 'autograder.zip'}" in done.stderr
+    assert "Traceback" not in done.stderr
