@@ -23,6 +23,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(
+            f"--out {args.out} is a file; name a folder for the executed notebooks", file=sys.stderr
+        )
+        return 2
     try:  # a misspelt setting would stop every notebook at its setup cell: say it once instead
         fast, offline = args.fast or is_fast(), args.offline or is_offline()
         flag("COURSE_CHECK_STRICT"), threads()
@@ -178,15 +183,29 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(kind: type):
+    """An argparse type: a finite number of ``kind`` (int or float) above zero."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"needs a number above 0; got {text!r}")
+        return value
+
+    return parse
+
+
 def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    seconds = _positive(float)
+    parser.add_argument("--wall", type=seconds, default=120.0, help="seconds for one submission")
     parser.add_argument(
-        "--wall", type=float, default=120.0, help="seconds for one submission in all"
+        "--cell-limit", type=seconds, default=20.0, help="seconds for one exercise cell"
     )
     parser.add_argument(
-        "--cell-limit", type=float, default=20.0, help="seconds for one exercise cell"
-    )
-    parser.add_argument(
-        "--call-limit", type=float, default=10.0, help="seconds for one graded call"
+        "--call-limit", type=seconds, default=10.0, help="seconds for one graded call"
     )
 
 
@@ -208,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--offline", action="store_true", help="use stand-in datasets (sets COURSE_OFFLINE=1)"
     )
-    run.add_argument("--cell-timeout", type=int, default=1800, help="seconds one cell may run")
+    run.add_argument(
+        "--cell-timeout", type=_positive(int), default=1800, help="seconds one cell may run"
+    )
     run.set_defaults(func=_cmd_run)
 
     doctor = sub.add_parser(
@@ -241,8 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade = sub.add_parser("grade", help="grade SUBMISSIONS/<student>/<notebook>.ipynb into OUT")
     grade.add_argument("submissions", type=Path)
     grade.add_argument("--out", type=Path, required=True)
-    grade.add_argument("--jobs", type=int, default=2, help="submissions graded in parallel")
-    grade.add_argument("--only", nargs="+", metavar="NN", help="grade only these notebooks")
+    grade.add_argument(
+        "--jobs", type=_positive(int), default=2, help="submissions graded in parallel"
+    )
+    grade.add_argument(
+        "--only", nargs="+", metavar="NN", help="grade only these notebooks (numbers or names)"
+    )
     grade.add_argument(
         "--replace",
         action="store_true",

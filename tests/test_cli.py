@@ -133,7 +133,7 @@ def test_run_with_an_unknown_notebook_lists_the_ones_there_are(root, tmp_path):
     assert "07_alexnet" in done.stderr
 
 
-def test_run_with_a_misspelt_setting_runs_nothing_and_names_it(root, tmp_path):
+def test_run_refuses_bad_settings_and_arguments_before_running_anything(root, tmp_path):
     for name, value in (("COURSE_FAST", "ture"), ("COURSE_CHECK_STRICT", "y")):
         env = dict(os.environ, **{name: value})
         done = cli("run", "--only", "01", "--out", str(tmp_path), cwd=root, env=env)
@@ -149,6 +149,12 @@ def test_run_with_a_misspelt_setting_runs_nothing_and_names_it(root, tmp_path):
         env=dict(os.environ, COURSE_THREADS="all"),
     )
     assert done.returncode == 2 and "COURSE_THREADS='all' is not a positive" in done.stderr
+    (tmp_path / "a file").write_text("mine")
+    done = cli("run", "--only", "01", "--out", str(tmp_path / "a file"), cwd=root)
+    assert done.returncode == 2 and "is a file; name a folder" in done.stderr, done.stderr
+    assert (tmp_path / "a file").read_text() == "mine"
+    done = cli("run", "--only", "01", "--cell-timeout", "0", "--out", str(tmp_path), cwd=root)
+    assert done.returncode == 2 and "--cell-timeout: needs a number above 0" in done.stderr
 
 
 def _write(path, *cells):

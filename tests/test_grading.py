@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from course_utils import notebooks
-from course_utils.grading.grade import grade_folder
+from course_utils.grading.grade import grade_folder, selected
 from course_utils.grading.release import release_notebook
 from course_utils.grading.sandbox import FIRST_UID, Limits
 
@@ -613,6 +613,14 @@ def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
             assert row.score == 0 and all("not attempted" in e.output for e in row.exercises), row
 
 
+def test_only_picks_notebooks_by_number_or_name():
+    sources = dict.fromkeys(p.name for p in notebooks.notebook_paths())
+    assert selected(sources, None) == list(sources)
+    assert selected(sources, ["03", "01_convolution_1d"]) == [NB, sorted(sources)[2]]
+    with pytest.raises(ValueError, match="--only 1 names no course notebook"):
+        selected(sources, ["01", "1"])
+
+
 def test_grade_and_release_command_lines(tmp_path):
     student = tmp_path / "subs" / "ada"
     student.mkdir(parents=True)
@@ -689,6 +697,21 @@ def test_grade_and_release_command_lines(tmp_path):
         timeout=600,
     )
     assert missing.returncode == 2 and "is not a folder of student folders" in missing.stderr
+    subs, out4 = str(tmp_path / "subs"), str(tmp_path / "o4")
+    for bad, says in (
+        (["--only", "42"], "--only 42 names no course notebook; give their numbers or names: 01_"),
+        (["--wall", "-1"], "argument --wall: needs a number above 0; got '-1'"),
+        (["--jobs", "0"], "argument --jobs: needs a number above 0; got '0'"),
+        (["--call-limit", "nan"], "argument --call-limit: needs a number above 0; got 'nan'"),
+    ):
+        refused = subprocess.run(
+            [sys.executable, "-m", "course_utils", "grade", subs, "--out", out4, *bad],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+        assert not (tmp_path / "o4").exists()
     flat = tmp_path / "flat"  # the layout some learning platforms download: no student folders
     flat.mkdir()
     (flat / f"ada_{NB}").write_text(SOURCE.read_text())

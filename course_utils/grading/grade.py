@@ -420,12 +420,28 @@ def assign(folder: Path, sources: dict[str, SourceNotebook]):
     return found, unmatched
 
 
+def selected(sources: dict[str, SourceNotebook], only: list[str] | None) -> list[str]:
+    """The course notebooks ``only`` names by number ("01") or name ("01_convolution_1d"), in
+    course order; every one without ``only``. A name that matches none is a ValueError."""
+    if not only:
+        return list(sources)
+    keys = {name: {name[:2], name.removesuffix(".ipynb")} for name in sources}
+    unknown = [o for o in only if not any(o in k for k in keys.values())]
+    if unknown:
+        raise ValueError(
+            f"--only {' '.join(unknown)} names no course notebook; give their numbers or names: "
+            + ", ".join(name.removesuffix(".ipynb") for name in sources)
+        )
+    return [name for name, k in keys.items() if k & set(only)]
+
+
 def collect(submissions: Path, sources: dict[str, SourceNotebook], only: list[str] | None = None):
     """(student, notebook name, path or None, reason) for every submission to grade."""
+    chosen = selected(sources, only)
     students = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
     folders = {s.name: assign(s, sources) for s in students if s.is_dir() and not s.is_symlink()}
     submitted = {name for found, _ in folders.values() for name in found}
-    names = [n for n in sources if (not only or n[:2] in only) and (n in submitted or only)]
+    names = [n for n in chosen if n in submitted or only]
     for student in students:
         if student.name not in folders:
             for name in names:
