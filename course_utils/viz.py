@@ -11,6 +11,23 @@ def _plt():
     return plt
 
 
+def _numpy(a) -> np.ndarray:
+    """``a`` as a float NumPy array; a torch tensor is detached and brought to the CPU first (in
+    float32: NumPy has no bfloat16)."""
+    if hasattr(a, "detach"):
+        return a.detach().cpu().float().numpy()
+    return np.asarray(a, dtype=float)
+
+
+def _image(a) -> np.ndarray:
+    """One image for ``imshow``: (H, W) or (H, W, 3). A torch tensor in torch's (C, H, W) layout
+    with 1 or 3 channels is turned into that; NumPy arrays are taken as they are."""
+    image = _numpy(a)
+    if hasattr(a, "detach") and image.ndim == 3 and image.shape[0] in (1, 3):
+        image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    return image
+
+
 def signal_kernel_output(x, w, s, *, labels=("signal x", "kernel w", "output s")):
     """Three stem plots side by side: a signal ``x`` (n,), a kernel ``w`` (k,), an output ``s``."""
     plt = _plt()
@@ -83,18 +100,19 @@ def images(
     cmap: str = "gray",
     symmetric: bool = False,
 ):
-    """A row (or grid) of images; 2D arrays in gray, (H, W, 3) in colour. Returns the figure.
+    """A row (or grid) of images; 2D arrays in gray, (H, W, 3) in colour (torch tensors may also
+    be (1, H, W) or (3, H, W), so a batch (N, C, H, W) can be passed as it is). Returns the figure.
 
     ``symmetric`` centres the colour scale on zero (for weights shown with a diverging map).
     """
     plt = _plt()
-    arrays = [np.asarray(a, dtype=float) for a in arrays]
+    arrays = [_image(a) for a in arrays]
     shapes = [
         a.shape for a in arrays if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4)))
     ]
     if not arrays or shapes:
         raise ValueError(
-            "images needs one or more arrays, each (H, W) or (H, W, 3); "
+            "images needs one or more arrays, each (H, W) or (H, W, 3), or tensors (C, H, W); "
             + (f"got shape {shapes[0]}" if shapes else "got none")
         )
     cols = cols or len(arrays)
@@ -114,11 +132,7 @@ def images(
 
 def kernels(weights, *, titles=None, cols: int = 8, size: float = 1.1):
     """Show convolution kernels ``(C_out, C_in, kh, kw)`` or ``(C_out, kh, kw)``; RGB when C_in == 3."""
-    w = (
-        weights.detach().cpu().numpy()
-        if hasattr(weights, "detach")
-        else np.asarray(weights, dtype=float)
-    )
+    w = _numpy(weights)
     if w.ndim not in (3, 4):
         raise ValueError(f"kernels expects (C_out, C_in, kh, kw) or (C_out, kh, kw); got {w.shape}")
     if w.ndim == 4 and w.shape[1] == 3:
@@ -134,7 +148,7 @@ def kernels(weights, *, titles=None, cols: int = 8, size: float = 1.1):
 
 def feature_maps(maps, *, cols: int = 8, size: float = 1.3, title: str = ""):
     """Show the channels of one activation volume ``(C, H, W)`` side by side."""
-    m = maps.detach().cpu().numpy() if hasattr(maps, "detach") else np.asarray(maps, dtype=float)
+    m = _numpy(maps)
     fig = images(
         list(m),
         titles=[f"{i}" for i in range(len(m))],

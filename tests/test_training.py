@@ -300,7 +300,7 @@ def test_train_or_load_saves_verifies_and_refuses(tmp_path):
             ),
             "got 2 and -1",
         ),
-        (lambda: viz.images([]), "one or more arrays, each (H, W) or (H, W, 3); got none"),
+        (lambda: viz.images([]), "each (H, W) or (H, W, 3), or tensors (C, H, W); got none"),
         (lambda: viz.images([torch.zeros(4, 4, 2)]), "got shape (4, 4, 2)"),
         (lambda: viz.kernels(torch.zeros(3, 5)), "(C_out, kh, kw); got (3, 5)"),
         (lambda: viz.learning_curves(), "got 0 histories and 0 labels"),
@@ -310,3 +310,19 @@ def test_bad_arguments_are_refused_saying_what_was_wrong(call, needle):
     with pytest.raises(ValueError) as error:
         call()
     assert needle in str(error.value)
+
+
+def test_plots_take_tensors_as_training_leaves_them():
+    """A batch as it comes from a loader or a model: (N, C, H, W), bfloat16, needing grad."""
+    batch = torch.rand(2, 3, 4, 5, dtype=torch.bfloat16, requires_grad=True) * 1
+    fig = viz.images(batch)
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.shape == (4, 5, 3) and torch.equal(
+        torch.from_numpy(shown.data).float(), batch[0].detach().float().permute(1, 2, 0)
+    )
+    gray = viz.images(torch.rand(2, 1, 4, 5)).axes[1].images[0].get_array()
+    assert gray.shape == (4, 5)
+    weight = nn.Conv2d(3, 4, 3).weight.bfloat16()
+    assert len(viz.kernels(weight).axes[0].images) == 1
+    maps = viz.feature_maps(torch.rand(3, 6, 6, dtype=torch.bfloat16, requires_grad=True) * 1)
+    assert len([ax for ax in maps.axes if ax.images]) == 3
