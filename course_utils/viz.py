@@ -33,7 +33,7 @@ def signal_kernel_output(x, w, s, *, labels=("signal x", "kernel w", "output s")
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(10, 2.8), gridspec_kw={"width_ratios": [4, 1.2, 4]})
     for ax, values, label in zip(axes, (x, w, s), labels, strict=True):
-        values = np.asarray(values, dtype=float)
+        values = _numpy(values)
         ax.stem(np.arange(len(values)), values, basefmt=" ")
         ax.set_title(label)
         ax.set_xlabel("index")
@@ -44,7 +44,7 @@ def signal_kernel_output(x, w, s, *, labels=("signal x", "kernel w", "output s")
 def matrix(M, *, title: str = "", annotate: bool | None = None, ax=None):
     """Show a 2D array as an image with a diverging colour map; small ones get their values written in."""
     plt = _plt()
-    M = np.asarray(M, dtype=float)
+    M = _numpy(M)
     if ax is None:
         fig, ax = plt.subplots(
             figsize=(min(0.45 * M.shape[1] + 1.5, 10), min(0.45 * M.shape[0] + 1, 8))

@@ -326,3 +326,6 @@ def test_plots_take_tensors_as_training_leaves_them():
     assert len(viz.kernels(weight).axes[0].images) == 1
     maps = viz.feature_maps(torch.rand(3, 6, 6, dtype=torch.bfloat16, requires_grad=True) * 1)
     assert len([ax for ax in maps.axes if ax.images]) == 3
+    signal = torch.randn(6, requires_grad=True) * 1
+    assert len(viz.signal_kernel_output(signal, signal[:2], signal).axes) == 3
+    assert viz.matrix(signal.reshape(2, 3)).axes[0].images[0].get_array().shape == (2, 3)
