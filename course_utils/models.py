@@ -6,6 +6,17 @@ import torch
 import torch.nn as nn
 
 
+def bad_input(model: str, expected: str, x: torch.Tensor, hint: str = "") -> ValueError:
+    """The error for an input ``x`` that ``model`` cannot take, with ``hint`` on how to fix it;
+    a single image (3 dimensions) is told to add the batch dimension."""
+    hints = ["one image? add the batch dimension: x.unsqueeze(0)"] if x.ndim == 3 else []
+    hints += [hint] if hint else []
+    return ValueError(
+        f"{model} expects {expected}; got {tuple(x.shape)}"
+        + (f" ({'; '.join(hints)})" if hints else "")
+    )
+
+
 class LeNet5(nn.Module):
     """LeNet-5 (LeCun, Bottou, Bengio, Haffner 1998, "Gradient-based learning applied to document
     recognition"), for (N, 1, 32, 32) inputs.
@@ -50,11 +61,11 @@ class LeNet5(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 32, 32):
             hint = (
-                " (pad MNIST's 28x28 digits by 2 pixels: datasets.pad_to(x, 32))"
+                "pad MNIST's 28x28 digits by 2 pixels: datasets.pad_to(x, 32)"
                 if tuple(x.shape[-2:]) == (28, 28)
                 else ""
             )
-            raise ValueError(f"LeNet5 expects input (N, 1, 32, 32); got {tuple(x.shape)}{hint}")
+            raise bad_input("LeNet5", "input (N, 1, 32, 32)", x, hint)
         return self.classifier(self.features(x))
 
 
@@ -268,13 +279,11 @@ class AlexNet(nn.Module):
         size = self.input_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
             hint = (
-                " (resize or crop to 227x227: 224 does not fit 11x11 kernels at stride 4)"
-                if size == 227
+                "resize or crop to 227x227: 224 does not fit 11x11 kernels at stride 4"
+                if size == 227 and tuple(x.shape[-2:]) != (227, 227)
                 else ""
             )
-            raise ValueError(
-                f"this AlexNet expects input (N, 3, {size}, {size}); got {tuple(x.shape)}{hint}"
-            )
+            raise bad_input("this AlexNet", f"input (N, 3, {size}, {size})", x, hint)
         return self.classifier(self.features(x))
 
 
@@ -313,5 +322,5 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"SmallCNN expects colour images (N, 3, H, W); got {tuple(x.shape)}")
+            raise bad_input("SmallCNN", "colour images (N, 3, H, W)", x)
         return self.classifier(self.features(x))

@@ -47,6 +47,11 @@ def test_wrong_input_size_names_the_size_needed():
         ValueError, match=r"expects input \(N, 3, 227, 227\); got \(1, 3, 224, 224\).*227x227"
     ):
         models.AlexNet()(torch.zeros(1, 3, 224, 224))
+    with pytest.raises(
+        ValueError,
+        match=r"got \(3, 227, 227\) \(one image\? add the batch dimension: x.unsqueeze\(0\)\)$",
+    ):
+        models.AlexNet()(torch.zeros(3, 227, 227))
     with pytest.raises(ValueError, match="input_size must be 227"):
         models.AlexNet(input_size=64)
     with pytest.raises(ValueError, match="remove may name"):

@@ -134,6 +134,14 @@ def test_lenet5_explains_a_wrong_input_size():
         ValueError, match=r"expects input \(N, 1, 32, 32\); got \(2, 1, 28, 28\) \(pad MNIST"
     ):
         models.LeNet5()(torch.zeros(2, 1, 28, 28))
+    with pytest.raises(
+        ValueError, match=r"\(one image\? add the batch dimension: x.unsqueeze\(0\); pad MNIST"
+    ):
+        models.LeNet5()(torch.zeros(1, 28, 28))
+    with pytest.raises(
+        ValueError, match=r"SmallCNN expects colour images \(N, 3, H, W\); got \(2, 1, 8, 8\)$"
+    ):
+        models.SmallCNN(num_classes=10)(torch.zeros(2, 1, 8, 8))
 
 
 def test_fit_learns_and_records_history():
