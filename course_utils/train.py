@@ -45,18 +45,25 @@ def precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
 
 def _check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     """Fail early with one clear line when the batches (x, y) do not fit the model: another
-    device, an input shape it refuses, logits that are not (N, classes), labels that are not
+    device or dtype, an input shape it refuses, logits that are not (N, classes), labels that are not
     class indices below the number of outputs (on a GPU that would be a device-side assert).
 
     One image in eval mode: in train mode batch norm would refuse a single value per channel
     (a ResNet's last 1x1 maps on 32x32 images) and fold that image into its running statistics.
     """
-    device = next(model.parameters()).device
+    weights = next(model.parameters())
+    device = weights.device
     if x.device != device or y.device != device:
         raise ValueError(
             f"the images are on {x.device} and the labels on {y.device}, but the model is on "
             f"{device}: give the DeviceLoader device={str(device)!r}, or move the model with "
             f"model.to({str(x.device)!r})"
+        )
+    if x.dtype != weights.dtype:
+        scale = "" if x.dtype.is_floating_point else " / 255 (pixels of 0..255 become 0..1)"
+        raise ValueError(
+            f"the images are {x.dtype} but the model's weights are {weights.dtype}: convert the "
+            f"images once, before training: x.to({weights.dtype}){scale}"
         )
     training = model.training
     model.eval()

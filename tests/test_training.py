@@ -164,7 +164,7 @@ def test_fit_learns_and_records_history():
     assert viz.learning_curves(history, labels=["relu"]).axes[1].get_title() == "accuracy"
 
 
-def test_fit_names_a_shape_or_device_mismatch_between_model_and_data():
+def test_fit_names_a_shape_device_or_dtype_mismatch_between_model_and_data():
     loader = DeviceLoader(torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long), batch_size=4)
     with pytest.raises(
         ValueError, match=r"cannot take batches of shape \(4, 1, 28, 28\): LeNet5 expects input"
@@ -175,6 +175,17 @@ def test_fit_names_a_shape_or_device_mismatch_between_model_and_data():
         match=r"images are on cpu and the labels on cpu, but the model is on meta: give the De",
     ):
         train.fit(models.LeNet5().to("meta"), loader, epochs=1, progress=False)
+    y = torch.zeros(8, dtype=torch.long)
+    pixels = DeviceLoader(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), y, batch_size=4)
+    with pytest.raises(
+        ValueError,
+        match=re.escape("images are torch.uint8 but the model's weights are torch.float32: conv"),
+    ) as error:
+        train.fit(models.LeNet5(), pixels, epochs=1, progress=False)
+    assert str(error.value).endswith("x.to(torch.float32) / 255 (pixels of 0..255 become 0..1)")
+    doubles = DeviceLoader(torch.zeros(8, 1, 32, 32, dtype=torch.float64), y, batch_size=4)
+    with pytest.raises(ValueError, match=re.escape("before training: x.to(torch.float32)") + "$"):
+        train.fit(models.LeNet5(), doubles, epochs=1, progress=False)
 
 
 def test_fit_checks_the_labels_and_logits_before_training():
