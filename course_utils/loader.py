@@ -19,7 +19,7 @@ CHUNK_BYTES = 64 << 20
 class DeviceLoader:
     """Iterate over ``(x, y)`` batches of tensors held on ``device``.
 
-    ``x``: (N, C, H, W), ``y``: (N,). ``crop_padding=p`` pads each batch by ``p`` zeros and takes a
+    ``x``: (N, C, H, W), ``y``: (N,), tensors or arrays. ``crop_padding=p`` pads each batch by ``p`` zeros and takes a
     random H x W crop per image; ``flip=True`` mirrors a random half of the images left-right.
     """
 
@@ -36,6 +36,7 @@ class DeviceLoader:
         device=None,
         seed: int = 0,
     ) -> None:
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
         if x.ndim != 4:
@@ -45,6 +46,11 @@ class DeviceLoader:
                 f"need batch_size >= 1 and crop_padding >= 0; got {batch_size} and {crop_padding}"
             )
         self.device = torch.device(device) if device is not None else x.device
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={str(device)!r}, but torch finds no CUDA GPU here; use the device "
+                "setup() chose (config.device), which is the GPU when there is one"
+            )
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.crop_padding, self.flip = crop_padding, flip

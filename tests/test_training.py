@@ -3,6 +3,7 @@
 import os
 import re
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -329,6 +330,15 @@ def test_bad_arguments_are_refused_saying_what_was_wrong(call, needle):
     with pytest.raises(ValueError) as error:
         call()
     assert needle in str(error.value)
+
+
+def test_device_loader_takes_arrays_and_names_a_missing_gpu():
+    x, y = np.arange(32, dtype=np.float32).reshape(2, 1, 4, 4), [1, 0]
+    batch_x, batch_y = next(iter(DeviceLoader(x, y, batch_size=2, shuffle=False)))
+    assert torch.equal(batch_x, torch.from_numpy(x)) and batch_y.tolist() == y
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda', but torch finds no CUDA GPU here"):
+            DeviceLoader(x, y, batch_size=2, device="cuda")
 
 
 def test_plots_take_tensors_as_training_leaves_them():
