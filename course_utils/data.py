@@ -100,6 +100,8 @@ def sample_image(name: str = "china", *, gray: bool = True, size: int | None = N
     """
     if name not in SAMPLE_IMAGES:
         raise ValueError(f"unknown image {name!r}; choose one of {sorted(SAMPLE_IMAGES)}")
+    if size is not None and size < 1:
+        raise ValueError(f"size is the shorter side in pixels, at least 1; got {size}")
     if name == "grace_hopper":
         import matplotlib.cbook as cbook
 

@@ -49,6 +49,11 @@ def filter_image(image: np.ndarray, kernel, *, normalize: bool = True) -> np.nda
     import torch.nn.functional as F
 
     k = np.asarray(kernel, dtype=np.float32)
+    if np.ndim(image) != 2 or k.ndim != 2:
+        raise ValueError(
+            f"filter_image takes a gray image (H, W) and a kernel (kh, kw); got shapes "
+            f"{np.shape(image)} and {k.shape} (a colour photo: data.sample_image(gray=True))"
+        )
     if normalize and abs(k.sum()) > 1e-8:
         k = k / k.sum()
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
@@ -107,6 +112,12 @@ def output_size(
     import torch
     import torch.nn.functional as F
 
+    if min(n, kernel_size, stride, dilation) < 1 or padding < 0:
+        raise ValueError(
+            "output_size needs n, kernel_size, stride and dilation >= 1 and padding >= 0; got "
+            f"n={n}, kernel_size={kernel_size}, stride={stride}, padding={padding}, "
+            f"dilation={dilation}"
+        )
     x, w = torch.zeros(1, 1, n), torch.zeros(1, 1, kernel_size)
     try:
         return F.conv1d(x, w, stride=stride, padding=padding, dilation=dilation).shape[-1]

@@ -18,6 +18,25 @@ def test_output_size_is_zero_when_the_kernel_does_not_fit():
     assert widgets.output_size(2, 5) == 0 and widgets.window_starts(2, 5) == []
 
 
+@pytest.mark.parametrize(
+    ("n", "k", "s", "p", "d"), [(5, 3, 0, 0, 1), (5, 0, 1, 0, 1), (5, 3, 1, -1, 1)]
+)
+def test_output_size_refuses_settings_no_convolution_has(n, k, s, p, d):
+    with pytest.raises(ValueError, match=f"got n={n}, kernel_size={k}, stride={s}, padding={p}"):
+        widgets.output_size(n, k, s, p, d)
+
+
+def test_filters_and_photos_refuse_what_they_cannot_show():
+    from course_utils import data
+
+    with pytest.raises(
+        ValueError, match=r"gray image \(H, W\) .* got shapes \(4, 4, 3\) and \(3, 3\)"
+    ):
+        widgets.filter_image(np.zeros((4, 4, 3)), np.ones((3, 3)))
+    with pytest.raises(ValueError, match="at least 1; got 0"):
+        data.sample_image(size=0)
+
+
 def test_windows_and_uncovered_inputs():
     assert widgets.window_starts(5, 3, stride=2, padding=1) == [[-1, 0, 1], [1, 2, 3], [3, 4, 5]]
     assert widgets.uncovered(10, 3, stride=3) == [9]
