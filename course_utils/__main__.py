@@ -30,7 +30,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:  # a misspelt setting would stop every notebook at its setup cell: say it once instead
         fast, offline = args.fast or is_fast(), args.offline or is_offline()
-        flag("COURSE_CHECK_STRICT"), threads()
+        flag("COURSE_CHECK_STRICT")
+        threads()
     except ValueError as exc:
         print(f"no notebook was run: {exc}", file=sys.stderr)
         return 2
