@@ -147,6 +147,14 @@ def fit(
     if channels_last if channels_last is not None else device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     _check_batch(model, *first)
+    if val is not None:  # found now rather than after the first epoch's training
+        first_val = next(iter(val), None)
+        if first_val is None:
+            raise ValueError("the validation data (val) yields no batches: is it empty?")
+        try:
+            _check_batch(model, *first_val)
+        except ValueError as exc:
+            raise ValueError(f"in the validation data (val): {exc}") from None
     step = torch.compile(model) if compile else model
     optimizer = optimizer or torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None

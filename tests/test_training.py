@@ -219,6 +219,21 @@ def test_fit_refuses_an_unknown_scheduler_and_empty_data():
         train.fit(models.LeNet5(), empty, epochs=1, progress=False)
 
 
+def test_fit_checks_the_validation_data_before_the_first_epoch():
+    loader = DeviceLoader(torch.zeros(8, 1, 32, 32), torch.zeros(8, dtype=torch.long), batch_size=4)
+    empty = DeviceLoader(torch.zeros(0, 1, 32, 32), torch.zeros(0, dtype=torch.long), batch_size=4)
+    digits = DeviceLoader(torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long), batch_size=4)
+    model = models.LeNet5()
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"validation data \(val\) yields no batches"):
+        train.fit(model, loader, epochs=1, val=empty, progress=False)
+    with pytest.raises(
+        ValueError, match=r"in the validation data \(val\): the model cannot take batches of shape"
+    ):
+        train.fit(model, loader, epochs=1, val=digits, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
 def test_fits_first_batch_check_leaves_batch_norm_alone():
     """A ResNet on 32x32 images ends in 1x1 maps: batch norm in train mode refuses one image there,
     and the check's single image must not enter the running statistics either."""
@@ -271,9 +286,9 @@ def test_fp16_with_a_gradient_scaler_trains(monkeypatch):
         max_grad_norm=1.0,
         progress=False,
     )
-    # every training and evaluation step of 5 epochs x 8 batches ran in fp16; only fit's shape
-    # check, before training, ran outside autocast
-    assert dtypes.count(torch.float16) == 2 * 5 * 8 and dtypes.count(torch.float32) == 1
+    # every training and evaluation step of 5 epochs x 8 batches ran in fp16; only fit's checks
+    # of the first training and validation batch, before training, ran outside autocast
+    assert dtypes.count(torch.float16) == 2 * 5 * 8 and dtypes.count(torch.float32) == 2
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
     assert history.last["val_acc"] > 0.75
