@@ -94,7 +94,7 @@ def _check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
 
 
 def evaluate(model: nn.Module, loader) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` over ``loader``."""
+    """Mean cross-entropy and accuracy of ``model`` over ``loader`` (ValueError if it is empty)."""
     device = next(model.parameters()).device
     dtype, _ = precision(device)
     model.eval()
@@ -107,7 +107,9 @@ def evaluate(model: nn.Module, loader) -> tuple[float, float]:
             total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
             count += len(y)
-    return total_loss.item() / max(count, 1), correct.item() / max(count, 1)
+    if count == 0:
+        raise ValueError("evaluate got no batches: is the test data (or its slice) empty?")
+    return total_loss.item() / count, correct.item() / count
 
 
 def fit(

@@ -232,6 +232,8 @@ def test_fit_checks_the_validation_data_before_the_first_epoch():
     ):
         train.fit(model, loader, epochs=1, val=digits, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError, match="evaluate got no batches"):
+        train.evaluate(model, empty)
 
 
 def test_fits_first_batch_check_leaves_batch_norm_alone():
