@@ -23,8 +23,12 @@ class History:
     """Per-epoch records: ``epoch``, ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``seconds``."""
 
     records: list[dict] = field(default_factory=list)
+    KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 
     def __getitem__(self, key: str) -> list:
+        """One value per epoch (None for val_* without validation data)."""
+        if key not in self.KEYS:
+            raise KeyError(f"a History has no {key!r}; it records {', '.join(self.KEYS)}")
         return [r.get(key) for r in self.records]
 
     def __len__(self) -> int:

@@ -160,6 +160,8 @@ def test_fit_learns_and_records_history():
         progress=False,
     )
     assert history["epoch"] == [1, 2, 3, 4]
+    with pytest.raises(KeyError, match="no 'val_accuracy'; it records epoch, train_loss"):
+        history["val_accuracy"]
     assert history["train_loss"][-1] < history["train_loss"][0]
     assert history.last["val_acc"] > 0.5
     assert viz.learning_curves(history, labels=["relu"]).axes[1].get_title() == "accuracy"
