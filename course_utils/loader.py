@@ -19,8 +19,9 @@ CHUNK_BYTES = 64 << 20
 class DeviceLoader:
     """Iterate over ``(x, y)`` batches of tensors held on ``device``.
 
-    ``x``: (N, C, H, W), ``y``: (N,), tensors or arrays. ``crop_padding=p`` pads each batch by ``p`` zeros and takes a
-    random H x W crop per image; ``flip=True`` mirrors a random half of the images left-right.
+    ``x``: (N, C, H, W), ``y``: (N,), tensors or arrays. ``crop_padding=p`` pads each batch by
+    ``p`` zeros and takes a random H x W crop per image; ``flip=True`` mirrors a random half of
+    the images left-right.
     """
 
     def __init__(

@@ -49,8 +49,8 @@ def precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
 
 def _check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     """Fail early with one clear line when the batches (x, y) do not fit the model: another
-    device or dtype, an input shape it refuses, logits that are not (N, classes), labels that are not
-    class indices below the number of outputs (on a GPU that would be a device-side assert).
+    device or dtype, an input shape it refuses, logits that are not (N, classes), labels that are
+    not class indices below the number of outputs (on a GPU that would be a device-side assert).
 
     One image in eval mode: in train mode batch norm would refuse a single value per channel
     (a ResNet's last 1x1 maps on 32x32 images) and fold that image into its running statistics.
