@@ -87,10 +87,10 @@ def test_stub_is_not_attempted(exercise_id):
             lambda x, w, stride=1, padding=0: good_windows(x, w, 1, padding),
             "stride=2",
         ),
-        # a list instead of an array
+        # a ragged list instead of an array
         (
             "conv1d-windows",
-            lambda x, w, stride=1, padding=0: list(good_windows(x, w, stride, padding)),
+            lambda x, w, stride=1, padding=0: [[1.0], [2.0, 3.0]],
             "expected a NumPy array (or torch tensor) of shape (4,); got list",
         ),
         # integer output truncates
@@ -510,6 +510,10 @@ def test_grading_reads_a_return_value_as_the_public_check_does():
     public = run_check("convolve-full", {"convolve": lambda x, w: answer})
     assert "expected shape" in public.message  # read as an array, not a traceback
     assert result_array(["1", "x"]) is None
+    as_list = run_check(
+        "conv1d-windows", {"conv1d_windows": lambda *a, **k: list(good_windows(*a, **k))}
+    )
+    assert as_list.passed, as_list.message  # grading reads a list of numbers too
     assert (
         "expected a NumPy array"
         in run_check("convolve-full", {"convolve": lambda x, w: "x"}).message

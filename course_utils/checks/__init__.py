@@ -212,13 +212,19 @@ def tensor_to_numpy(tensor: Any):
 
 
 def as_array(got: Any, what: str, expected_shape: tuple[int, ...]):
-    """``got`` as a NumPy array, accepting NumPy arrays and torch tensors; else :class:`Mismatch`."""
+    """``got`` as a NumPy array, accepting NumPy arrays, torch tensors and (nested) lists or tuples
+    of numbers, which are read as floats as grading reads them; else :class:`Mismatch`."""
     import numpy as np
 
     if hasattr(got, "detach") and hasattr(got, "cpu"):
         return tensor_to_numpy(got)
     if isinstance(got, np.ndarray):
         return got
+    if isinstance(got, (list, tuple)):
+        try:
+            return np.asarray(got, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass  # ragged, or not numbers
     raise Mismatch(
         f"{what}: expected a NumPy array (or torch tensor) of shape {expected_shape}; "
         f"got {type(got).__name__}"
