@@ -99,6 +99,8 @@ def test_stub_is_not_attempted(exercise_id):
             lambda w, n, padding=0: good_conv_matrix(w, n, padding).astype(int),
             "got integer dtype int64",
         ),
+        # forgets to return
+        ("convolve-full", lambda x, w: None, "returned None: does `convolve` end with `return"),
         # crashes inside the student's code
         ("convolve-full", lambda x, w: x[len(x) + 5], "raised IndexError"),
     ],

@@ -114,6 +114,11 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
             6.4,
             "passed 1 of 5 hidden cases; wrong values",
         ),
+        "no_return": (
+            _edit("convolve-full", body="def convolve(x, w):\n    np.convolve(x, w)\n"),
+            6.0,
+            "a call returned None: does the function end with `return <result>`?",
+        ),
         "patch_numpy": (
             _edit(
                 "convolve-full",

@@ -155,8 +155,8 @@ def check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
 
 def call(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     """Call the student's ``fn`` on private copies of the arguments; turn
-    ``NotImplementedError`` into :class:`NotAttempted` and any other exception into a
-    one-line :class:`Mismatch`.
+    ``NotImplementedError`` into :class:`NotAttempted`, and any other exception or a return
+    value of None (a missing ``return``) into a one-line :class:`Mismatch`.
 
     The copies keep a function that changes its inputs in place (``x -= x.mean()``) from
     changing the check's own inputs, and so the expected values computed from them.
@@ -164,12 +164,18 @@ def call(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     if not callable(fn):
         raise Mismatch(f"`{name}` should be a function; got {type(fn).__name__}")
     try:
-        return fn(*map(_private_copy, args), **{k: _private_copy(v) for k, v in kwargs.items()})
+        got = fn(*map(_private_copy, args), **{k: _private_copy(v) for k, v in kwargs.items()})
     except NotImplementedError:
         raise NotAttempted(f"`{name}` still raises NotImplementedError") from None
     except Exception as exc:  # the student's code may raise anything; report it in one line
         inputs = describe_call(args, kwargs)
         raise Mismatch(f"{name}({inputs}) raised {type(exc).__name__}: {exc}") from None
+    if got is None:
+        raise Mismatch(
+            f"{name}({describe_call(args, kwargs)}) returned None: does `{name}` end with "
+            "`return <result>`?"
+        )
+    return got
 
 
 def _private_copy(value: Any) -> Any:

@@ -149,6 +149,8 @@ def _case_problem(
             return "not attempted"
         if error == "LookupError":
             return "the exercise cell does not define the function"
+        if error == "ReturnedNone":
+            return "a call returned None: does the function end with `return <result>`?"
         return f"a call raised {error}"
     not_numbers = "a call returned something that is not an array of numbers"
     if value is None:  # the sandbox sends no result for a value that holds no numbers

@@ -46,6 +46,10 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
 FIRST_UID = 61000  # slot k runs as uid/gid FIRST_UID + k (no account needed)
 
 
+class ReturnedNone(Exception):
+    """A graded call returned None, as a function without ``return`` does."""
+
+
 class SandboxUnavailable(RuntimeError):
     """The machine lacks a primitive the sandbox needs; the message says which and what to do."""
 
@@ -337,6 +341,8 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
                 raise LookupError(call["name"])
             args, kwargs = student_arguments(call)
             value = fn(*args, **kwargs)
+            if value is None:
+                raise ReturnedNone(call["name"])  # named in the feedback: a missing `return`
             if call.get("pick") is not None:
                 value = value[call["pick"]]
             if call.get("summarize"):
