@@ -9,7 +9,7 @@ from pathlib import Path
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from course_utils import notebooks, runner
-    from course_utils.env import flag, is_fast, is_offline, threads
+    from course_utils.env import check_settings, is_fast, is_offline
 
     found = notebooks.notebook_paths(args.notebooks_dir)
     paths = (
@@ -29,12 +29,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return 2
     try:  # a misspelt setting would stop every notebook at its setup cell: say it once instead
-        fast, offline = args.fast or is_fast(), args.offline or is_offline()
-        flag("COURSE_CHECK_STRICT")
-        threads()
+        check_settings()
     except ValueError as exc:
         print(f"no notebook was run: {exc}", file=sys.stderr)
         return 2
+    fast, offline = args.fast or is_fast(), args.offline or is_offline()
     print(
         f"executing {len(paths)} notebook(s) into {args.out}; "
         f"{'fast' if fast else 'full'} mode; "

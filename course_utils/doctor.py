@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_utils import __version__
-from course_utils.env import data_dir, in_colab, is_fast, is_offline, threads
+from course_utils.env import check_settings, data_dir, in_colab, is_fast, is_offline, threads
 
 #: Hosts the real datasets and weights come from (torchvision's own download locations).
 DOWNLOAD_HOSTS = ("ossci-datasets.s3.amazonaws.com", "www.cs.toronto.edu", "download.pytorch.org")
@@ -100,10 +100,11 @@ def _flags() -> Finding:
     )
     shown = ", ".join(f"{n}={os.environ[n]}" for n in names if n in os.environ) or "none set"
     try:
-        cpu = f"{threads()} CPU threads"
-        mode = f"{'fast' if is_fast() else 'full'} mode, {'offline' if is_offline() else 'online'}"
+        check_settings()
     except ValueError as exc:  # setup() in every notebook would stop on it
         return Finding("flags", shown, str(exc), fatal=True)
+    cpu = f"{threads()} CPU threads"
+    mode = f"{'fast' if is_fast() else 'full'} mode, {'offline' if is_offline() else 'online'}"
     return Finding("flags", f"{shown} ({mode}, {cpu})")
 
 

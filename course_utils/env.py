@@ -31,6 +31,14 @@ def flag(name: str) -> bool:
     return value in _TRUE
 
 
+def check_settings() -> None:
+    """Raise the ValueError of the first course setting whose value is not understood: a
+    misspelt switch (COURSE_FAST, COURSE_OFFLINE, COURSE_CHECK_STRICT) or COURSE_THREADS."""
+    for name in ("COURSE_FAST", "COURSE_OFFLINE", "COURSE_CHECK_STRICT"):
+        flag(name)
+    threads()
+
+
 def is_fast() -> bool:
     """``COURSE_FAST=1``: the test suite's tiny configuration."""
     return flag("COURSE_FAST")
@@ -151,6 +159,7 @@ def setup(*, seed: int = 0, quiet: bool = False) -> Config:
     """
     import torch
 
+    check_settings()  # a misspelt setting stops here, not at some later cell
     seed_everything(seed)
     torch.set_num_threads(threads())
     set_plot_style()

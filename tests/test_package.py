@@ -46,12 +46,11 @@ def test_flags_read_the_environment(monkeypatch, value, expected):
     assert env.is_offline() is expected
 
 
+@pytest.mark.parametrize("name", ["COURSE_FAST", "COURSE_OFFLINE", "COURSE_CHECK_STRICT"])
 @pytest.mark.parametrize("typo", ["ture", "2", "y", "offline"])
-def test_a_misspelt_flag_stops_setup_saying_which_values_work(monkeypatch, typo):
-    monkeypatch.setenv("COURSE_FAST", typo)
-    with pytest.raises(
-        ValueError, match=rf"COURSE_FAST='{typo}' is neither on nor off; set it to 1"
-    ):
+def test_a_misspelt_flag_stops_setup_saying_which_values_work(monkeypatch, name, typo):
+    monkeypatch.setenv(name, typo)
+    with pytest.raises(ValueError, match=rf"{name}='{typo}' is neither on nor off; set it to 1"):
         course_utils.setup(quiet=True)
 
 
