@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 
-def bad_input(model: str, expected: str, x: torch.Tensor, hint: str = "") -> ValueError:
+def _bad_input(model: str, expected: str, x: torch.Tensor, hint: str = "") -> ValueError:
     """The error for an input ``x`` that ``model`` cannot take, with ``hint`` on how to fix it;
     a single image (3 dimensions) is told to add the batch dimension."""
     hints = ["one image? add the batch dimension: x.unsqueeze(0)"] if x.ndim == 3 else []
@@ -65,7 +65,7 @@ class LeNet5(nn.Module):
                 if tuple(x.shape[-2:]) == (28, 28)
                 else ""
             )
-            raise bad_input("LeNet5", "input (N, 1, 32, 32)", x, hint)
+            raise _bad_input("LeNet5", "input (N, 1, 32, 32)", x, hint)
         return self.classifier(self.features(x))
 
 
@@ -283,7 +283,7 @@ class AlexNet(nn.Module):
                 if size == 227 and tuple(x.shape[-2:]) != (227, 227)
                 else ""
             )
-            raise bad_input("this AlexNet", f"input (N, 3, {size}, {size})", x, hint)
+            raise _bad_input("this AlexNet", f"input (N, 3, {size}, {size})", x, hint)
         return self.classifier(self.features(x))
 
 
@@ -322,5 +322,5 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
-            raise bad_input("SmallCNN", "colour images (N, 3, H, W)", x)
+            raise _bad_input("SmallCNN", "colour images (N, 3, H, W)", x)
         return self.classifier(self.features(x))
