@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_utils import __version__
-from course_utils.env import check_settings, data_dir, in_colab, is_fast, is_offline, threads
+from course_utils.env import (
+    SWITCHES,
+    check_settings,
+    data_dir,
+    in_colab,
+    is_fast,
+    is_offline,
+    threads,
+)
 
 #: Hosts the real datasets and weights come from (torchvision's own download locations).
 DOWNLOAD_HOSTS = ("ossci-datasets.s3.amazonaws.com", "www.cs.toronto.edu", "download.pytorch.org")
@@ -91,13 +99,7 @@ def _torch() -> list[Finding]:
 
 
 def _flags() -> Finding:
-    names = (
-        "COURSE_OFFLINE",
-        "COURSE_FAST",
-        "COURSE_CHECK_STRICT",
-        "COURSE_DATA_DIR",
-        "COURSE_THREADS",
-    )
+    names = (*SWITCHES, "COURSE_DATA_DIR", "COURSE_THREADS")
     shown = ", ".join(f"{n}={os.environ[n]}" for n in names if n in os.environ) or "none set"
     try:
         check_settings()

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+#: The on/off settings read by :func:`flag`.
+SWITCHES = ("COURSE_OFFLINE", "COURSE_FAST", "COURSE_CHECK_STRICT")
 
 
 def flag(name: str) -> bool:
@@ -34,7 +36,7 @@ def flag(name: str) -> bool:
 def check_settings() -> None:
     """Raise the ValueError of the first course setting whose value is not understood: a
     misspelt switch (COURSE_FAST, COURSE_OFFLINE, COURSE_CHECK_STRICT) or COURSE_THREADS."""
-    for name in ("COURSE_FAST", "COURSE_OFFLINE", "COURSE_CHECK_STRICT"):
+    for name in SWITCHES:
         flag(name)
     threads()
 
