@@ -157,7 +157,7 @@ def _limits(args: argparse.Namespace):
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from course_utils.grading.grade import grade_folder
+    from course_utils.grading.grade import grade_folder, stale_reports
     from course_utils.grading.sandbox import SandboxUnavailable
 
     try:
@@ -180,6 +180,13 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         f"graded {len(rows)} notebook(s); reports in {args.out}: grades.csv, exercises.csv, "
         "summary.md (per exercise, for the class) and <student>/feedback.md"
     )
+    stale = stale_reports(rows, args.out)
+    if stale:
+        print(
+            f"note: {args.out} still holds an earlier run's reports for {len(stale)} student(s) "
+            f"not graded now and not in grades.csv: {', '.join(stale)}; they were left as they "
+            "were (delete those folders before uploading the reports)"
+        )
     return 0
 
 

@@ -662,8 +662,13 @@ def test_grade_and_release_command_lines(tmp_path):
     again = subprocess.run(regrade, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "pass --replace" in again.stderr, again.stderr
     assert (tmp_path / "out" / "grades.csv").read_text() == graded, "earlier grades are kept"
+    gone = tmp_path / "out" / "bob"  # a student graded earlier, no longer in SUBMISSIONS
+    gone.mkdir()
+    (gone / "results.json").write_text("{}")
     replaced = subprocess.run([*regrade, "--replace"], capture_output=True, text=True, timeout=600)
     assert replaced.returncode == 0 and "8 / 8" in replaced.stdout, replaced.stderr
+    assert "not graded now and not in grades.csv: bob;" in replaced.stdout, replaced.stdout
+    assert (gone / "results.json").read_text() == "{}", "--replace deletes nothing"
     release = subprocess.run(
         [
             sys.executable,

@@ -522,6 +522,15 @@ def grade_folder(
     return rows
 
 
+def stale_reports(rows: list[NotebookResult], out: Path) -> list[str]:
+    """Student folders in ``out`` with a results.json from an earlier run that ``rows`` did not
+    write over (students no longer in SUBMISSIONS); ``grade --replace`` names them, deletes none."""
+    graded = {r.student for r in rows}
+    return sorted(
+        p.parent.name for p in Path(out).glob("*/results.json") if p.parent.name not in graded
+    )
+
+
 # ----------------------------------------------------------------------------- reports
 
 
