@@ -61,7 +61,7 @@ def test_stub_is_not_attempted(exercise_id):
         (
             "convolve-full",
             lambda x, w: np.correlate(x, w, mode="full"),
-            "expected [ 1.,  4., 10., 16., 22., 28., 27., 18.], got [ 3.,",
+            "2., 3.]): this is np.correlate(x, w, 'full'): convolution flips the kernel",
         ),
         # valid part only: right values, wrong length
         (
@@ -79,7 +79,18 @@ def test_stub_is_not_attempted(exercise_id):
         (
             "conv-matrix",
             lambda w, n, padding=0: good_conv_matrix(np.asarray(w)[::-1], n, padding),
-            "max |diff|",
+            "padding=0): this is true convolution (the kernel flipped)",
+        ),
+        (
+            "conv1d-windows",
+            lambda x, w, stride=1, padding=0: good_windows(x, np.asarray(w)[::-1], stride, padding),
+            "padding=0): this is true convolution (the kernel flipped)",
+        ),
+        # a numeric mismatch that is none of the known slips keeps its numbers
+        (
+            "conv1d-windows",
+            lambda x, w, stride=1, padding=0: good_windows(x, w, stride, padding) + 0.5,
+            "max |diff| 0.5",
         ),
         # ignores stride
         (
@@ -211,6 +222,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from course_utils import notebooks as _notebooks  # noqa: E402
+from course_utils.checks.pooling import reference_circle_pool  # noqa: E402
 
 SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.notebook_paths()}
 
@@ -228,7 +240,64 @@ SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.noteb
             "conv2d-im2col",
             "conv2d_im2col",
             lambda x, w, b=None, stride=1, padding=0: F.conv2d(x, w, None, stride, padding),
-            "max |diff|",
+            "padding 0): the bias is missing: add bias[o] to every value of output channel o",
+        ),
+        (
+            "conv2d-naive",
+            "conv2d_naive",
+            lambda x, w, b=None, stride=1, padding=0: F.conv2d(
+                x, w.flip(-2, -1), b, stride, padding
+            ),
+            "padding 0): this is true convolution (the kernel flipped)",
+        ),
+        (
+            "maxpool-backward",
+            "maxpool2d_backward",
+            # assigns where it should add: overlapping windows keep only one gradient
+            lambda dout, argmax, shape: (
+                dout.new_zeros(shape).flatten(2).scatter(2, argmax.flatten(2), dout.flatten(2))
+            ).view(shape),
+            "input_shape=(1, 2, 7, 7)): where windows overlap, one input can be the maximum",
+        ),
+        (
+            "circle-pool",
+            "circle_pool",
+            lambda x, r: F.max_pool2d(x, 2 * int(r) + 1, stride=1, padding=int(r)),
+            "circle_pool(x (1, 1, 5, 5), radius=1): this is the square 3x3 window",
+        ),
+        (
+            "circle-pool",
+            "circle_pool",
+            # zero padding: outside pixels win where the image is negative
+            lambda x, r: torch.from_numpy(reference_circle_pool(x.numpy(), r, outside=0.0)),
+            "radius=1): pixels outside the image count as 0 here",
+        ),
+        (
+            "lrn",
+            "local_response_norm",
+            lambda a, n=5, k=2.0, alpha=1e-4, beta=0.75: (
+                a
+                / (
+                    k
+                    + alpha * sum(torch.roll(a**2, d, dims=1) for d in range(-(n // 2), n // 2 + 1))
+                )
+                ** beta
+            ),
+            "beta=0.75): the window wraps around from the last channel to the first",
+        ),
+        (
+            "lrn",
+            "local_response_norm",
+            lambda a, n=5, k=2.0, alpha=1e-4, beta=0.75: (
+                a
+                / (
+                    k
+                    + alpha
+                    * torch.stack([(a[:, i : i + n] ** 2).sum(1) for i in range(a.shape[1])], 1)
+                )
+                ** beta
+            ),
+            "beta=0.75): the window runs from channel i to i + n - 1",
         ),
         (
             "im2col",
@@ -314,7 +383,8 @@ SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.noteb
                     @ torch.linalg.eigh(torch.cov(images.permute(0, 2, 3, 1).reshape(-1, 3).T))[1].T
                 )[:, :, None, None]
             ),
-            "pca_colour_shift(images (4, 3, 5, 5), alphas (4, 3))",
+            "(4, 3)): off because the eigenvalues and eigenvectors are in torch.linalg.eigh's "
+            "ascending order",
         ),
     ],
 )
@@ -379,6 +449,50 @@ def test_lenet5_check_explains_structural_mistakes():
     assert (
         "expected 4 ReLU activations" in run_check("lenet5", {"build_lenet5": always_tanh}).message
     )
+
+
+def _pca_with(*, descending=True, convention=True, sqrt=False, rows=False, centred=True):
+    """The PCA exercise's solution with some of its steps left out or done wrongly."""
+    import torch
+
+    def pca_colour_shift(images, alphas):
+        pixels = images.permute(0, 2, 3, 1).reshape(-1, 3)
+        covariance = torch.cov(pixels.T) if centred else pixels.T @ pixels / (len(pixels) - 1)
+        values, vectors = torch.linalg.eigh(covariance)
+        if descending:
+            values, vectors = values.flip(0), vectors.flip(1)
+        if convention:
+            vectors = vectors * torch.sign(vectors[vectors.abs().argmax(dim=0), torch.arange(3)])
+        values = values.sqrt() if sqrt else values
+        shift = (alphas * values) @ (vectors if rows else vectors.T)
+        return images + shift[:, :, None, None]
+
+    return pca_colour_shift
+
+
+@pytest.mark.parametrize(
+    "slips, named",
+    [
+        ({"convention": False}, ["signs"]),
+        ({"sqrt": True}, ["sqrt"]),
+        ({"rows": True}, ["rows"]),
+        ({"rows": True, "convention": False}, ["rows"]),  # signs are moot for the wrong vectors
+        ({"descending": False, "convention": False}, ["ascending", "signs"]),
+        ({"descending": False, "sqrt": True, "rows": True}, ["ascending", "rows", "sqrt"]),
+        ({"centred": False}, []),  # not a slip it knows: the numbers are reported instead
+    ],
+)
+def test_pca_check_names_each_slip_and_its_fix(slips, named):
+    from course_utils.checks.alexnet import PCA_SLIPS
+
+    result = run_check("pca-colour", {"pca_colour_shift": _pca_with(**slips)})
+    assert result.status == FAILED and "\n" not in result.line()
+    if named:
+        said = "off because " + "; and ".join(PCA_SLIPS[key] for key in named)
+        assert said in result.message and result.message.endswith(said), result.message
+    else:
+        assert "off because" not in result.message and "expected" in result.message
+    assert run_check("pca-colour", {"pca_colour_shift": _pca_with()}).status == PASSED
 
 
 def test_pca_check_fixes_the_eigenvector_signs_whatever_scikit_learn_picks(monkeypatch):

@@ -5,7 +5,9 @@ function). The cell after it calls ``check("<id>")``, which looks the name up in
 notebook, runs the public cases registered for that id and prints one line:
 
 - ✅ every case passed;
-- ❌ the first failing case: its input, what was expected, what came back, the tolerance;
+- ❌ the first failing case: its input, what was expected, what came back, the tolerance; or,
+  where the result is what a common mistake gives (a flipped kernel, a missing bias), that
+  mistake and its fix;
 - ⏳ not attempted yet: the function still raises ``NotImplementedError``.
 
 Expected values are computed on the fly with NumPy or torch, never copied from a solution.
@@ -238,11 +240,19 @@ def as_array(got: Any, what: str, expected_shape: tuple[int, ...]):
 
 
 def expect_array(
-    got: Any, expected: Any, *, what: str, atol: float = 1e-6, rtol: float = 1e-5
+    got: Any,
+    expected: Any,
+    *,
+    what: str,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    slips: Mapping[str, Any] | None = None,
 ) -> None:
     """Compare an array result with the expected one; raise a one-line :class:`Mismatch`.
 
-    ``what`` names the call, e.g. ``"conv_matrix(w=[1, 2, 3], n=5)"``.
+    ``what`` names the call, e.g. ``"conv_matrix(w=[1, 2, 3], n=5)"``. ``slips`` maps the
+    explanation of a common mistake (what it is and how to fix it) to the result that mistake
+    gives; a wrong result equal to one is reported by its explanation.
     """
     import numpy as np
 
@@ -263,6 +273,10 @@ def expect_array(
         raise Mismatch(f"{what}: the result contains NaN or inf")
     if np.allclose(got, expected, atol=atol, rtol=rtol):
         return
+    for explanation, slip in (slips or {}).items():
+        wrong = np.asarray(slip, dtype=np.float64)
+        if wrong.shape == got.shape and np.allclose(got, wrong, atol=atol, rtol=rtol):
+            raise Mismatch(f"{what}: {explanation}")
     diff = np.abs(got - expected)
     allowed = atol + rtol * np.abs(expected)  # np.allclose's test, element by element
     index = tuple(int(i) for i in np.unravel_index(np.argmax(diff / allowed), diff.shape))

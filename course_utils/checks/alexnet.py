@@ -3,9 +3,12 @@ augmentation against scikit-learn's PCA."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from course_utils.checks import Mismatch, as_array, call, exercise, expect_array
 
@@ -25,6 +28,20 @@ def torch_lrn(a: torch.Tensor, n: int, k: float, alpha: float, beta: float) -> t
     return paper_lrn(n, alpha=alpha, beta=beta, k=k)(a)
 
 
+def _lrn_wrapped_window(a: torch.Tensor, n: int, k: float, alpha: float, beta: float):
+    """LRN of ``a`` (N, C, H, W) whose window of channels ``i - n // 2 .. i + n // 2`` wraps
+    around past the first and last channel (indices modulo C)."""
+    squares = sum(torch.roll(a**2, -d, dims=1) for d in range(-(n // 2), n // 2 + 1))
+    return a / (k + alpha * squares) ** beta
+
+
+def _lrn_forward_window(a: torch.Tensor, n: int, k: float, alpha: float, beta: float):
+    """LRN of ``a`` (N, C, H, W) whose window runs from channel ``i`` to ``i + n - 1`` (cut at the
+    last one)."""
+    squares = F.pad(a**2, (0, 0, 0, 0, 0, n - 1)).unfold(1, n, 1).sum(-1)
+    return a / (k + alpha * squares) ** beta
+
+
 @exercise("lrn", "local_response_norm")
 def check_lrn(local_response_norm) -> str:
     for seed, (shape, n, k, alpha, beta) in enumerate(LRN_CASES):
@@ -33,17 +50,20 @@ def check_lrn(local_response_norm) -> str:
         )
         what = f"local_response_norm(a {shape}, n={n}, k={k}, alpha={alpha}, beta={beta})"
         got = call(local_response_norm, "local_response_norm", a, n=n, k=k, alpha=alpha, beta=beta)
-        averaged = nn.LocalResponseNorm(n, alpha=alpha, beta=beta, k=k)(a)
-        if (
-            hasattr(got, "shape")
-            and tuple(got.shape) == shape
-            and np.allclose(as_array(got, what, shape), averaged)
-        ):
-            raise Mismatch(
-                f"{what}: this is nn.LocalResponseNorm with the same alpha, which averages the "
-                "squares; the paper's formula sums them (alpha times the sum)"
-            )
-        expect_array(got, torch_lrn(a, n, k, alpha, beta), what=what, atol=1e-9, rtol=1e-7)
+        slips = {
+            "this is nn.LocalResponseNorm with the same alpha, which averages the squares; the "
+            "paper's formula sums them (alpha times the sum)": nn.LocalResponseNorm(
+                n, alpha=alpha, beta=beta, k=k
+            )(a),
+            "the window wraps around from the last channel to the first; it should stop at the "
+            "first and last channels (max(0, i - n // 2) to min(C - 1, i + n // 2))": (
+                _lrn_wrapped_window(a, n, k, alpha, beta)
+            ),
+            "the window runs from channel i to i + n - 1; it should be centred on i (from "
+            "i - n // 2 to i + n // 2)": _lrn_forward_window(a, n, k, alpha, beta),
+        }
+        expected = torch_lrn(a, n, k, alpha, beta)
+        expect_array(got, expected, what=what, atol=1e-9, rtol=1e-7, slips=slips)
     return f"matches nn.LocalResponseNorm(n, alpha * n, beta, k) on {len(LRN_CASES)} cases"
 
 
@@ -66,6 +86,40 @@ def pca_expected(images, alphas) -> np.ndarray:
     return images + colours.reshape(len(images), 3, 1, 1)
 
 
+#: The usual slips in the PCA exercise, each named with its fix, as :func:`pca_slips` finds them.
+PCA_SLIPS = {
+    "ascending": "the eigenvalues and eigenvectors are in torch.linalg.eigh's ascending order "
+    "(flip both, so that lambda_1 is the largest)",
+    "rows": "the eigenvectors are read as rows (torch.linalg.eigh returns them as columns: "
+    "vectors[:, i])",
+    "sqrt": "alpha_i scales sqrt(lambda_i) (the paper's formula scales lambda_i itself)",
+    "signs": "an eigenvector's sign breaks the convention (make its largest-magnitude "
+    "component positive)",
+}
+
+
+def pca_slips(images: np.ndarray, alphas: np.ndarray, got: np.ndarray) -> list[str]:
+    """The keys of :data:`PCA_SLIPS` whose combination turns the right shift of ``images``
+    (N, 3, H, W) by ``alphas`` (N, 3) into ``got``; empty when none does. Eigenvectors read as
+    rows are tried with any signs, and then their signs go unmentioned."""
+    pixels = images.transpose(0, 2, 3, 1).reshape(-1, 3)
+    ascending_values, ascending_vectors = np.linalg.eigh(np.cov(pixels.T))  # columns
+    flips = [np.array(signs) for signs in itertools.product((1, -1), repeat=3)]
+    for ascending, rows, sqrt in itertools.product((False, True), repeat=3):
+        values = ascending_values if ascending else ascending_values[::-1]
+        vectors = ascending_vectors if ascending else ascending_vectors[:, ::-1]
+        vectors = vectors * np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(3)])
+        scales = alphas * (np.sqrt(values) if sqrt else values)
+        for row_signs, column_signs in itertools.product(flips if rows else flips[:1], flips):
+            used = row_signs[:, None] * vectors * column_signs  # columns: the p_i as used
+            shift = scales @ (used if rows else used.T)
+            if np.allclose(images + shift[:, :, None, None], got, rtol=1e-6, atol=1e-9):
+                signs = not rows and bool((column_signs < 0).any())
+                made = dict(ascending=ascending, rows=rows, sqrt=sqrt, signs=signs)
+                return [key for key in PCA_SLIPS if made[key]]
+    return []
+
+
 @exercise("pca-colour", "pca_colour_shift")
 def check_pca_colour(pca_colour_shift) -> str:
     rng = np.random.default_rng(0)
@@ -76,7 +130,15 @@ def check_pca_colour(pca_colour_shift) -> str:
         x, a = torch.as_tensor(images), torch.as_tensor(alphas)
         what = f"pca_colour_shift(images {tuple(images.shape)}, alphas {alphas.shape})"
         got = call(pca_colour_shift, "pca_colour_shift", x, a)
-        expect_array(got, pca_expected(images, alphas), what=what, atol=1e-9, rtol=1e-7)
+        try:
+            expect_array(got, pca_expected(images, alphas), what=what, atol=1e-9, rtol=1e-7)
+        except Mismatch:
+            array = as_array(got, what, images.shape)
+            slips = pca_slips(images, alphas, array) if array.shape == images.shape else []
+            if not slips:
+                raise
+            named = "; and ".join(PCA_SLIPS[key] for key in slips)
+            raise Mismatch(f"{what}: off because {named}") from None
     zero = call(pca_colour_shift, "pca_colour_shift", x, torch.zeros_like(a))
     expect_array(zero, images, what="pca_colour_shift(images, alphas = 0) (no shift at all)")
     return "eigenvalues, eigenvectors (sign convention included) and shifts match scikit-learn's PCA on 3 batches"

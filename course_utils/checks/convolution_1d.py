@@ -16,9 +16,16 @@ def torch_conv1d(x: np.ndarray, w: np.ndarray, *, stride: int = 1, padding: int 
     import torch
     import torch.nn.functional as F
 
-    xt = torch.as_tensor(x, dtype=torch.float64).reshape(1, 1, -1)
-    wt = torch.as_tensor(w, dtype=torch.float64).reshape(1, 1, -1)
+    xt = torch.tensor(np.array(x, dtype=np.float64)).reshape(1, 1, -1)
+    wt = torch.tensor(np.array(w, dtype=np.float64)).reshape(1, 1, -1)
     return F.conv1d(xt, wt, stride=stride, padding=padding).reshape(-1).numpy()
+
+
+#: A result equal to the flipped kernel's: true convolution where cross-correlation is asked for.
+FLIPPED = (
+    "this is true convolution (the kernel flipped); deep-learning libraries' convolution, asked "
+    "for here, is cross-correlation: slide the kernel without flipping it"
+)
 
 
 def _cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -39,7 +46,11 @@ def check_convolve(convolve) -> str:
     for x, w in _cases(rng):
         what = f"convolve({describe_call((x, w), {})})"
         expected = np.convolve(x, w)
-        expect_array(call(convolve, "convolve", x, w), expected, what=what)
+        correlated = {
+            "this is np.correlate(x, w, 'full'): convolution flips the kernel before sliding it "
+            "(w[::-1]), which is what makes it commutative": np.correlate(x, w, "full")
+        }
+        expect_array(call(convolve, "convolve", x, w), expected, what=what, slips=correlated)
     return "matches np.convolve on 5 signal/kernel pairs (one kernel longer than its signal)"
 
 
@@ -57,7 +68,12 @@ def check_conv_matrix(conv_matrix) -> str:
             identity = np.eye(n)
             expected = np.stack([torch_conv1d(e, w, padding=padding) for e in identity], axis=1)
             got = call(conv_matrix, "conv_matrix", w, n, padding=padding)
-            expect_array(got, expected, what=what)
+            flipped = {
+                FLIPPED: np.stack(
+                    [torch_conv1d(e, w[::-1], padding=padding) for e in identity], axis=1
+                )
+            }
+            expect_array(got, expected, what=what, slips=flipped)
             product = np.asarray(got, dtype=np.float64) @ x
             expect_array(product, torch_conv1d(x, w, padding=padding), what=f"{what} @ x")
             tried += 1
@@ -77,8 +93,8 @@ def check_conv1d_windows(conv1d_windows) -> str:
             kwargs = {"stride": stride, "padding": padding}
             what = f"conv1d_windows({describe_call((x, w), kwargs)})"
             expected = torch_conv1d(x, w, stride=stride, padding=padding)
-            expect_array(
-                call(conv1d_windows, "conv1d_windows", x, w, **kwargs), expected, what=what
-            )
+            flipped = {FLIPPED: torch_conv1d(x, w[::-1], stride=stride, padding=padding)}
+            got = call(conv1d_windows, "conv1d_windows", x, w, **kwargs)
+            expect_array(got, expected, what=what, slips=flipped)
             tried += 1
     return f"matches F.conv1d for {tried} signal/kernel/stride/padding combinations"

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.checks import Mismatch, call, exercise, expect_array
+from course_utils.checks.convolution_1d import FLIPPED
 
 #: (N, C_in, H, W, C_out, kh, kw, stride, padding): toy, strided, padded, kernel as large as the input.
 CASES = [
@@ -30,31 +31,32 @@ def _describe(x, weight, stride, padding):
     return f"x {tuple(x.shape)}, w {tuple(weight.shape)}, stride {stride}, padding {padding}"
 
 
-def _expect_conv(got, expected, what, stride, padding):
+def _expect_conv(got, x, weight, bias, stride, padding, what):
+    """``got`` against ``F.conv2d(x, weight, bias, stride, padding)``, naming a flipped kernel or a
+    missing bias."""
+    expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
     if hasattr(got, "shape") and tuple(got.shape) != tuple(expected.shape):
         raise Mismatch(
             f"{what}: expected output {tuple(expected.shape)} for stride {stride}, padding {padding}; "
             f"got {tuple(got.shape)}"
         )
-    expect_array(got, expected, what=what, atol=1e-8)
+    slips = {FLIPPED: F.conv2d(x, weight.flip(-2, -1), bias, stride=stride, padding=padding)}
+    if bias is not None:
+        slips["the bias is missing: add bias[o] to every value of output channel o"] = F.conv2d(
+            x, weight, None, stride=stride, padding=padding
+        )
+    expect_array(got, expected, what=what, atol=1e-8, slips=slips)
 
 
 def _check_conv(fn, name: str) -> str:
     for seed, case in enumerate(CASES):
         x, weight, bias, stride, padding = _inputs(case, seed)
         what = f"{name}({_describe(x, weight, stride, padding)})"
-        expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
         got = call(fn, name, x, weight, bias, stride=stride, padding=padding)
-        _expect_conv(got, expected, what, stride, padding)
+        _expect_conv(got, x, weight, bias, stride, padding, what)
     x, weight, _, stride, padding = _inputs(CASES[1], 99)
     got = call(fn, name, x, weight, None, stride=stride, padding=padding)
-    _expect_conv(
-        got,
-        F.conv2d(x, weight, stride=stride, padding=padding),
-        f"{name}(..., b=None)",
-        stride,
-        padding,
-    )
+    _expect_conv(got, x, weight, None, stride, padding, f"{name}(..., b=None)")
     return f"matches F.conv2d on {len(CASES) + 1} cases (strides, padding, channels, no bias)"
 
 

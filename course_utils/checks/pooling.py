@@ -46,7 +46,13 @@ def check_maxpool_backward(maxpool2d_backward) -> str:
         out.backward(dout)
         what = f"maxpool2d_backward(dout {tuple(dout.shape)}, argmax, input_shape={shape})"
         got = call(maxpool2d_backward, "maxpool2d_backward", dout, indices, shape)
-        expect_array(got, x.grad, what=what)
+        assigned = torch.zeros_like(x).flatten(2).scatter(2, indices.flatten(2), dout.flatten(2))
+        slips = {
+            "where windows overlap, one input can be the maximum of several windows and must "
+            "receive the sum of their gradients: this keeps only one of them (add with "
+            "scatter_add_ or +=, don't assign with scatter_ or =)": assigned.view(shape)
+        }
+        expect_array(got, x.grad, what=what, slips=slips)
 
     class StudentMaxPool(torch.autograd.Function):
         @staticmethod
@@ -74,14 +80,15 @@ def check_maxpool_backward(maxpool2d_backward) -> str:
     return f"equals autograd on {len(CASES)} cases and passes torch.autograd.gradcheck"
 
 
-def reference_circle_pool(x: np.ndarray, radius: float) -> np.ndarray:
-    """Max over the disk dy^2 + dx^2 <= radius^2 around each pixel (outside the image ignored), via SciPy."""
+def reference_circle_pool(x: np.ndarray, radius: float, *, outside: float = -np.inf) -> np.ndarray:
+    """Max over the disk dy^2 + dx^2 <= radius^2 around each pixel of ``x`` (N, C, H, W), via
+    SciPy; pixels outside the image count as ``outside`` (by default, ignored)."""
     from scipy.ndimage import maximum_filter
 
     r = int(np.floor(radius))
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     footprint = dy**2 + dx**2 <= radius**2
-    return maximum_filter(x, footprint=footprint[None, None], mode="constant", cval=-np.inf)
+    return maximum_filter(x, footprint=footprint[None, None], mode="constant", cval=outside)
 
 
 @exercise("circle-pool", "circle_pool")
@@ -96,9 +103,19 @@ def check_circle_pool(circle_pool) -> str:
     for seed, (shape, radius) in enumerate(cases):
         x = _x(shape, seed)
         what = f"circle_pool(x {shape}, radius={radius})"
+        r = int(radius)
+        slips = {
+            f"this is the square {2 * r + 1}x{2 * r + 1} window: keep only the offsets with "
+            "dy^2 + dx^2 <= radius^2": F.max_pool2d(x, 2 * r + 1, stride=1, padding=r),
+            "pixels outside the image count as 0 here, so they win where the image is negative: "
+            "pad with -inf (F.pad(x, ..., value=float('-inf')))": reference_circle_pool(
+                x.numpy(), radius, outside=0.0
+            ),
+        }
         expect_array(
             call(circle_pool, "circle_pool", x, radius),
             reference_circle_pool(x.numpy(), radius),
             what=what,
+            slips=slips,
         )
     return f"matches scipy.ndimage.maximum_filter with a disk footprint on {len(cases)} cases"
