@@ -251,6 +251,46 @@ SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.noteb
             "padding 0): this is true convolution (the kernel flipped)",
         ),
         (
+            "im2col",
+            "im2col",
+            # rows ordered (kernel position, channel) instead of F.unfold's (channel, position)
+            lambda x, kh, kw, stride=1, padding=0: (
+                F.unfold(x, (kh, kw), stride=stride, padding=padding)
+                .view(x.shape[0], x.shape[1], kh * kw, -1)
+                .transpose(1, 2)
+                .reshape(x.shape[0], x.shape[1] * kh * kw, -1)
+            ),
+            "padding=1): the rows are ordered kernel position first, then channel",
+        ),
+        (
+            "im2col",
+            "im2col",
+            # windows listed column by column
+            lambda x, kh, kw, stride=1, padding=0: (
+                F.unfold(x, (kh, kw), stride=stride, padding=padding)
+                .view(
+                    x.shape[0],
+                    x.shape[1] * kh * kw,
+                    (x.shape[2] + 2 * padding - kh) // stride + 1,
+                    -1,
+                )
+                .transpose(2, 3)
+                .reshape(x.shape[0], x.shape[1] * kh * kw, -1)
+            ),
+            "padding=0): the windows are listed column by column",
+        ),
+        (
+            "maxpool-forward",
+            "maxpool2d_forward",
+            # the argmax's position inside its window, not in the input plane
+            lambda x, kernel_size=2, stride=2: (
+                F.max_pool2d(x, kernel_size, stride),
+                F.max_pool2d(x, kernel_size, stride, return_indices=True)[1] // x.shape[-1] % 2 * 2
+                + F.max_pool2d(x, kernel_size, stride, return_indices=True)[1] % 2,
+            ),
+            "stride=2) argmax (flat index h * W + w into each input plane): argmax counts within",
+        ),
+        (
             "maxpool-backward",
             "maxpool2d_backward",
             # assigns where it should add: overlapping windows keep only one gradient

@@ -77,7 +77,17 @@ def check_im2col(im2col) -> str:
             raise Mismatch(
                 f"{what}: expected columns (N, C*kh*kw, L) = {tuple(expected.shape)}; got {tuple(got.shape)}"
             )
-        expect_array(got, expected, what=what, atol=1e-12)
+        n, rows, windows = expected.shape
+        h_out = (x.shape[2] + 2 * padding - kh) // stride + 1
+        slips = {
+            "the rows are ordered kernel position first, then channel; F.unfold orders them "
+            "channel first: row c * kh * kw + i * kw + j": expected.view(n, -1, kh * kw, windows)
+            .transpose(1, 2)
+            .reshape(n, rows, windows),
+            "the windows are listed column by column; list them row by row (left to right, "
+            "then down)": expected.view(n, rows, h_out, -1).transpose(2, 3).reshape(n, rows, -1),
+        }
+        expect_array(got, expected, what=what, atol=1e-12, slips=slips)
     return f"matches F.unfold on {len(CASES)} cases"
 
 

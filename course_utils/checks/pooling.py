@@ -31,8 +31,19 @@ def check_maxpool_forward(maxpool2d_forward) -> str:
         if not isinstance(got, tuple) or len(got) != 2:
             raise Mismatch(f"{what}: expected a tuple (out, argmax); got {type(got).__name__}")
         expect_array(got[0], expected, what=f"{what} out")
+        rows, columns = indices // shape[-1], indices % shape[-1]
+        starts_y = s * torch.arange(indices.shape[-2])[:, None]
+        starts_x = s * torch.arange(indices.shape[-1])
+        in_window = (rows - starts_y) * k + (columns - starts_x)
+        slips = {
+            "argmax counts within each window (0 to kernel_size**2 - 1); it should be the flat "
+            "index h * W + w of the maximum in the input plane": in_window
+        }
         expect_array(
-            got[1], indices, what=f"{what} argmax (flat index h * W + w into each input plane)"
+            got[1],
+            indices,
+            what=f"{what} argmax (flat index h * W + w into each input plane)",
+            slips=slips,
         )
     return f"out and argmax match F.max_pool2d(return_indices=True) on {len(CASES)} cases"
 
