@@ -78,7 +78,7 @@ def check_im2col(im2col) -> str:
                 f"{what}: expected columns (N, C*kh*kw, L) = {tuple(expected.shape)}; got {tuple(got.shape)}"
             )
         n, rows, windows = expected.shape
-        h_out = (x.shape[2] + 2 * padding - kh) // stride + 1
+        h_out = F.conv2d(x, weight, stride=stride, padding=padding).shape[2]
         slips = {
             "the rows are ordered kernel position first, then channel; F.unfold orders them "
             "channel first: row c * kh * kw + i * kw + j": expected.view(n, -1, kh * kw, windows)

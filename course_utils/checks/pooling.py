@@ -114,10 +114,10 @@ def check_circle_pool(circle_pool) -> str:
     for seed, (shape, radius) in enumerate(cases):
         x = _x(shape, seed)
         what = f"circle_pool(x {shape}, radius={radius})"
-        r = int(radius)
+        side = 2 * int(radius) + 1  # of the square that holds the disk
         slips = {
-            f"this is the square {2 * r + 1}x{2 * r + 1} window: keep only the offsets with "
-            "dy^2 + dx^2 <= radius^2": F.max_pool2d(x, 2 * r + 1, stride=1, padding=r),
+            f"this is the square {side}x{side} window: keep only the offsets with "
+            "dy^2 + dx^2 <= radius^2": F.max_pool2d(x, side, stride=1, padding=side // 2),
             "pixels outside the image count as 0 here, so they win where the image is negative: "
             "pad with -inf (F.pad(x, ..., value=float('-inf')))": reference_circle_pool(
                 x.numpy(), radius, outside=0.0
