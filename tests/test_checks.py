@@ -373,7 +373,47 @@ SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.noteb
             "conv-flops",
             "conv_flops",
             lambda h, w, ci, co, k: h * w * co * k * k,
-            "conv_flops(28, 28, 192, 32, 5): torch's FLOP counter gives 120,422,400 multiply-adds, got 627200",
+            "conv_flops(28, 28, 192, 32, 5): torch's FLOP counter gives 120,422,400 multiply-adds, "
+            "got 627200 (the input channels are missing",
+        ),
+        (
+            "conv-flops",
+            "conv_flops",
+            lambda h, w, ci, co, k: 2 * h * w * ci * co * k * k,
+            "got 240844800 (a multiply and an add are counted as two",
+        ),
+        (
+            "conv-flops",
+            "conv_flops",
+            lambda h, w, ci, co, k: h * w * ci * co * k,
+            "got 24084480 (the kernel is square",
+        ),
+        (
+            "receptive-field",
+            "receptive_field",
+            # strides ignored
+            lambda layers: 1 + sum((k - 1) * d for k, _, d in layers),
+            "expected 11, got 9 (the strides are ignored",
+        ),
+        (
+            "receptive-field",
+            "receptive_field",
+            # dilations ignored
+            lambda layers: SOLVED["03"]["receptive_field"]([(k, s, 1) for k, s, _ in layers]),
+            "expected 15, got 7 (the dilations are ignored",
+        ),
+        (
+            "receptive-field",
+            "receptive_field",
+            # layers read top first: on one stack the same number as counting each own stride
+            lambda layers: SOLVED["03"]["receptive_field"](layers[::-1]),
+            "expected 11, got 13 (the layers are taken in reverse",
+        ),
+        (
+            "receptive-field",
+            "receptive_field",
+            lambda layers: SOLVED["03"]["receptive_field"]([(k, s, d * s) for k, s, d in layers]),
+            "expected 11, got 13 (each layer's own stride is counted in its step",
         ),
         (
             "maxpool-forward",

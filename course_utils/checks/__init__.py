@@ -323,6 +323,20 @@ def equals(got: Any, expected: Any) -> bool:
         return False
 
 
+def consistent_slip(fn: Any, name: str, cases: list[tuple], slips: Mapping[str, list]) -> str:
+    """The first explanation in ``slips`` (explanation -> the result that mistake gives on each
+    of ``cases``, argument tuples) whose results ``fn`` reproduces on every case; "" when none
+    does. For checks with whole-number answers, where one case can match a slip by chance."""
+    try:
+        got = [call(fn, name, *args) for args in cases]
+    except (Mismatch, NotAttempted):
+        return ""
+    for explanation, results in slips.items():
+        if all(equals(g, r) for g, r in zip(got, results, strict=True)):
+            return explanation
+    return ""
+
+
 def expect_equal(got: Any, expected: Any, *, what: str) -> None:
     """Exact comparison for integers, tuples and other plain values."""
     if not equals(got, expected):

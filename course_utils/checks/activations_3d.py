@@ -9,7 +9,7 @@ import numbers
 
 import torch
 
-from course_utils.checks import Mismatch, call, equals, exercise, short
+from course_utils.checks import Mismatch, call, consistent_slip, equals, exercise, short
 
 
 def conv_shape(w_in: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
@@ -68,7 +68,18 @@ def check_conv_flops(conv_flops) -> str:
         expected = counted_macs(*case)
         got = call(conv_flops, "conv_flops", *case)
         if not equals(got, expected):
+            slips = {
+                "a multiply and an add are counted as two; count each multiply-add once": [
+                    2 * counted_macs(*c) for c in cases
+                ],
+                "the input channels are missing: each output is a dot product over "
+                "c_in * k * k values": [counted_macs(h, w, 1, co, k) for h, w, _, co, k in cases],
+                "the kernel is square: it has kernel_size * kernel_size weights per input "
+                "channel": [counted_macs(*c) // c[-1] for c in cases],
+            }
+            slip = consistent_slip(conv_flops, "conv_flops", cases, slips)
             raise Mismatch(
-                f"conv_flops{case}: torch's FLOP counter gives {expected:,} multiply-adds, got {short(got)}"
+                f"conv_flops{case}: torch's FLOP counter gives {expected:,} multiply-adds, got "
+                f"{short(got)}" + (f" ({slip})" if slip else "")
             )
     return f"equals torch's FLOP counter (multiply-adds) on {len(cases)} layers"

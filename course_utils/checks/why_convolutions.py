@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from course_utils.checks import call, exercise, expect_equal
+from course_utils.checks import Mismatch, call, consistent_slip, equals, exercise, short
 
 
 def measured_receptive_field(layers) -> int:
@@ -38,10 +38,39 @@ CASES = [
 ]
 
 
+def receptive_field_slips() -> dict[str, list[int]]:
+    """The usual slips in the exercise, each with the fields it gives on :data:`CASES`, measured
+    on stacks changed to match (so the public check holds no formula for the answer)."""
+    changed = {
+        "the strides are ignored: after a layer with stride s, each step of the next layer's "
+        "kernel covers s times as many input pixels": lambda k, s, d: (k, 1, d),
+        "the dilations are ignored: a kernel of size k with dilation d spans (k - 1) * d + 1 "
+        "positions": lambda k, s, d: (k, s, 1),
+        "each layer's own stride is counted in its step: only the strides of the layers "
+        "below it (closer to the input) count": lambda k, s, d: (k, s, d * s),
+    }
+    slips = {
+        text: [measured_receptive_field([change(*layer) for layer in layers]) for layers in CASES]
+        for text, change in changed.items()
+    }
+    slips["the layers are taken in reverse: layers[0] is the one next to the input"] = [
+        measured_receptive_field(layers[::-1]) for layers in CASES
+    ]
+    return slips
+
+
 @exercise("receptive-field", "receptive_field")
 def check_receptive_field(receptive_field) -> str:
     for layers in CASES:
         expected = measured_receptive_field(layers)
         got = call(receptive_field, "receptive_field", list(layers))
-        expect_equal(got, expected, what=f"receptive_field({layers})")
+        if not equals(got, expected):
+            cases = [(list(stack),) for stack in CASES]
+            slip = consistent_slip(
+                receptive_field, "receptive_field", cases, receptive_field_slips()
+            )
+            what = f"receptive_field({layers})"
+            raise Mismatch(
+                f"{what}: expected {expected}, got {short(got)}" + (f" ({slip})" if slip else "")
+            )
     return f"matches the receptive field measured from input gradients on {len(CASES)} stacks"
