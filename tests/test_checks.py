@@ -223,6 +223,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from course_utils import notebooks as _notebooks  # noqa: E402
 from course_utils.checks.pooling import reference_circle_pool  # noqa: E402
+from course_utils.grading.hidden import hidden_tests  # noqa: E402
 
 SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.notebook_paths()}
 
@@ -303,7 +304,7 @@ SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.noteb
             "circle-pool",
             "circle_pool",
             lambda x, r: F.max_pool2d(x, 2 * int(r) + 1, stride=1, padding=int(r)),
-            "circle_pool(x (1, 1, 5, 5), radius=1): this is the square 3x3 window",
+            "circle_pool(x (1, 1, 5, 5), radius=1): this is the square window that holds the disk",
         ),
         (
             "circle-pool",
@@ -746,26 +747,63 @@ def test_single_precision_answers_are_told_to_keep_float64():
     assert slightly_wrong.status == FAILED and "single-precision" not in slightly_wrong.message
 
 
-def test_grading_gives_the_same_single_precision_hint():
+def _hidden_calls(exercise_id: str) -> list[dict]:
+    """The calls grading makes for ``exercise_id``'s hidden test (inputs, keywords, pick)."""
+    from course_utils.grading.hidden import hidden_tests
+
+    test = hidden_tests()[exercise_id]
+    cases = test.cases(np.random.default_rng(0))
+    return [{"args": list(a), "kwargs": k, "pick": p} for a, k in cases for p in test.picks]
+
+
+def _graded_problem(exercise_id: str, call: dict, got) -> str | None:
+    """Grading's verdict on ``got`` as the result of ``call``."""
     from course_utils.grading import wire
     from course_utils.grading.grade import _case_problem
     from course_utils.grading.hidden import hidden_tests
     from course_utils.grading.sandbox import Limits
 
-    test = hidden_tests()["conv2d-naive"]
-    expected = np.random.default_rng(0).normal(size=(2, 3, 4, 4))
-    ok = {"status": "ok"}
+    got = np.asarray(got, dtype=np.float64)
+    test = hidden_tests()[exercise_id]
+    return _case_problem({"status": "ok"}, wire.encode(got), call, test, Limits())
 
-    def problem(got):
-        return _case_problem(ok, wire.encode(got), expected, test, Limits())
 
-    assert problem(expected.copy()) is None
-    expected[0, 0, 0, 0] = 1e-3  # float32 arithmetic's error is absolute, so small values fail
+def test_grading_gives_the_same_single_precision_hint():
+    from course_utils.grading.hidden import hidden_tests
+
+    call = _hidden_calls("conv2d-naive")[0]
+    expected = hidden_tests()["conv2d-naive"].expected_for(call)
+    assert _graded_problem("conv2d-naive", call, expected.copy()) is None
+    smallest = np.unravel_index(np.abs(expected).argmin(), expected.shape)
+    assert abs(expected[smallest]) < 0.05  # float32's error is absolute, so small values fail
     float32_like = expected.copy()
-    float32_like[0, 0, 0, 0] += 2e-6
-    message = problem(float32_like)
+    float32_like[smallest] += 2e-6
+    message = _graded_problem("conv2d-naive", call, float32_like)
     assert message.startswith("wrong values on a hidden case: this is single-precision rounding")
-    assert problem(expected * 1.001) == "wrong values on a hidden case"
+    assert (
+        _graded_problem("conv2d-naive", call, expected * 1.001) == "wrong values on a hidden case"
+    )
+
+
+@pytest.mark.parametrize(
+    "exercise_id", sorted(e for e, test in hidden_tests().items() if test.slips)
+)
+def test_grading_feedback_names_the_common_mistakes_the_public_check_names(exercise_id):
+    """Each slip of a hidden test, returned on a hidden case where it differs from the right
+    answer, is named in the feedback (nothing hidden in it: the public check says the same)."""
+    test = hidden_tests()[exercise_id]
+    named, known = set(), set()
+    for call in _hidden_calls(exercise_id):
+        expected = test.expected_for(call)
+        for explanation, wrong in test.slips(*call["args"], **call["kwargs"]).items():
+            known.add(explanation)
+            wrong = np.asarray(wrong[call["pick"]] if call["pick"] is not None else wrong)
+            if np.allclose(wrong, expected, atol=test.atol, rtol=test.rtol):
+                continue  # this case cannot tell the slip from the right answer
+            problem = _graded_problem(exercise_id, call, wrong)
+            assert problem == f"wrong values on a hidden case: {explanation}", problem
+            named.add(explanation)
+    assert named == known, f"no hidden case tells these from the right answer: {known - named}"
 
 
 def _define_in_cell(src: str, cell_name: str) -> dict:

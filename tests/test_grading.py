@@ -112,7 +112,8 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
         "wrong_flip": (
             _edit("convolve-full", body=WRONG_CONVOLVE),
             6.4,
-            "passed 1 of 5 hidden cases; wrong values",
+            "passed 1 of 5 hidden cases; wrong values on a hidden case: this is "
+            "np.correlate(x, w, 'full'): convolution flips the kernel",
         ),
         "no_return": (
             _edit("convolve-full", body="def convolve(x, w):\n    np.convolve(x, w)\n"),
@@ -306,7 +307,7 @@ def _attacks(listen_port, secrets, out_dir, victim_files):
                 "def convolve(x, w):\n    return np.convolve(x, w)\n", WRONG_CONVOLVE, below=True
             ),
             6.4,
-            "wrong values on a hidden case; `convolve` is also defined in a cell outside its "
+            "which is what makes it commutative; `convolve` is also defined in a cell outside its "
             "exercise cell, and only the exercise cell's version is graded",
         ),
         "invalid_json": (b'{"cells": [', 0.0, "not valid JSON"),

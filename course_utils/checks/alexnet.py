@@ -42,6 +42,24 @@ def _lrn_forward_window(a: torch.Tensor, n: int, k: float, alpha: float, beta: f
     return a / (k + alpha * squares) ** beta
 
 
+def lrn_slips(a, n: int, k: float, alpha: float, beta: float) -> dict[str, torch.Tensor]:
+    """What the common mistakes in ``local_response_norm`` give for a (N, C, H, W):
+    explanation -> (N, C, H, W)."""
+    a = torch.as_tensor(a, dtype=torch.float64)
+    return {
+        "this is nn.LocalResponseNorm with the same alpha, which averages the squares; the "
+        "paper's formula sums them (alpha times the sum)": nn.LocalResponseNorm(
+            n, alpha=alpha, beta=beta, k=k
+        )(a),
+        "the window wraps around from the last channel to the first; it should stop at the "
+        "first and last channels (max(0, i - n // 2) to min(C - 1, i + n // 2))": (
+            _lrn_wrapped_window(a, n, k, alpha, beta)
+        ),
+        "the window runs from channel i to i + n - 1; it should be centred on i (from "
+        "i - n // 2 to i + n // 2)": _lrn_forward_window(a, n, k, alpha, beta),
+    }
+
+
 @exercise("lrn", "local_response_norm")
 def check_lrn(local_response_norm) -> str:
     for seed, (shape, n, k, alpha, beta) in enumerate(LRN_CASES):
@@ -50,18 +68,7 @@ def check_lrn(local_response_norm) -> str:
         )
         what = f"local_response_norm(a {shape}, n={n}, k={k}, alpha={alpha}, beta={beta})"
         got = call(local_response_norm, "local_response_norm", a, n=n, k=k, alpha=alpha, beta=beta)
-        slips = {
-            "this is nn.LocalResponseNorm with the same alpha, which averages the squares; the "
-            "paper's formula sums them (alpha times the sum)": nn.LocalResponseNorm(
-                n, alpha=alpha, beta=beta, k=k
-            )(a),
-            "the window wraps around from the last channel to the first; it should stop at the "
-            "first and last channels (max(0, i - n // 2) to min(C - 1, i + n // 2))": (
-                _lrn_wrapped_window(a, n, k, alpha, beta)
-            ),
-            "the window runs from channel i to i + n - 1; it should be centred on i (from "
-            "i - n // 2 to i + n // 2)": _lrn_forward_window(a, n, k, alpha, beta),
-        }
+        slips = lrn_slips(a, n, k, alpha, beta)
         expected = torch_lrn(a, n, k, alpha, beta)
         expect_array(got, expected, what=what, atol=1e-9, rtol=1e-7, slips=slips)
     return f"matches nn.LocalResponseNorm(n, alpha * n, beta, k) on {len(LRN_CASES)} cases"

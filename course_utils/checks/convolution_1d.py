@@ -28,6 +28,36 @@ FLIPPED = (
 )
 
 
+CORRELATED = (
+    "this is np.correlate(x, w, 'full'): convolution flips the kernel before sliding it "
+    "(w[::-1]), which is what makes it commutative"
+)
+
+
+def convolve_slips(x: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """What the common mistake in ``convolve(x, w)`` gives: explanation -> (n + k - 1,)."""
+    return {CORRELATED: np.correlate(x, w, "full")}
+
+
+def conv_matrix_reference(w: np.ndarray, n: int, padding: int = 0) -> np.ndarray:
+    """The matrix of ``F.conv1d`` with kernel ``w`` on length-``n`` signals, built column by
+    column from the unit vectors: (n + 2 * padding - k + 1, n)."""
+    return np.stack([torch_conv1d(e, w, padding=padding) for e in np.eye(n)], axis=1)
+
+
+def conv_matrix_slips(w: np.ndarray, n: int, padding: int = 0) -> dict[str, np.ndarray]:
+    """What the common mistake in ``conv_matrix(w, n, padding)`` gives: the flipped kernel's
+    matrix."""
+    return {FLIPPED: conv_matrix_reference(np.asarray(w)[::-1], n, padding)}
+
+
+def conv1d_slips(
+    x: np.ndarray, w: np.ndarray, stride: int = 1, padding: int = 0
+) -> dict[str, np.ndarray]:
+    """What the common mistake in ``conv1d_windows`` gives: the flipped kernel's output."""
+    return {FLIPPED: torch_conv1d(x, np.asarray(w)[::-1], stride=stride, padding=padding)}
+
+
 def _cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     """Signals and kernels of assorted lengths: toy integers, kernel as long as the signal, k=1."""
     return [
@@ -46,11 +76,8 @@ def check_convolve(convolve) -> str:
     for x, w in _cases(rng):
         what = f"convolve({describe_call((x, w), {})})"
         expected = np.convolve(x, w)
-        correlated = {
-            "this is np.correlate(x, w, 'full'): convolution flips the kernel before sliding it "
-            "(w[::-1]), which is what makes it commutative": np.correlate(x, w, "full")
-        }
-        expect_array(call(convolve, "convolve", x, w), expected, what=what, slips=correlated)
+        got = call(convolve, "convolve", x, w)
+        expect_array(got, expected, what=what, slips=convolve_slips(x, w))
     return "matches np.convolve on 5 signal/kernel pairs (one kernel longer than its signal)"
 
 
@@ -65,15 +92,9 @@ def check_conv_matrix(conv_matrix) -> str:
             if n + 2 * padding < k:
                 continue
             what = f"conv_matrix({describe_call((w, n), {'padding': padding})})"
-            identity = np.eye(n)
-            expected = np.stack([torch_conv1d(e, w, padding=padding) for e in identity], axis=1)
+            expected = conv_matrix_reference(w, n, padding)
             got = call(conv_matrix, "conv_matrix", w, n, padding=padding)
-            flipped = {
-                FLIPPED: np.stack(
-                    [torch_conv1d(e, w[::-1], padding=padding) for e in identity], axis=1
-                )
-            }
-            expect_array(got, expected, what=what, slips=flipped)
+            expect_array(got, expected, what=what, slips=conv_matrix_slips(w, n, padding))
             product = np.asarray(got, dtype=np.float64) @ x
             expect_array(product, torch_conv1d(x, w, padding=padding), what=f"{what} @ x")
             tried += 1
@@ -93,8 +114,7 @@ def check_conv1d_windows(conv1d_windows) -> str:
             kwargs = {"stride": stride, "padding": padding}
             what = f"conv1d_windows({describe_call((x, w), kwargs)})"
             expected = torch_conv1d(x, w, stride=stride, padding=padding)
-            flipped = {FLIPPED: torch_conv1d(x, w[::-1], stride=stride, padding=padding)}
             got = call(conv1d_windows, "conv1d_windows", x, w, **kwargs)
-            expect_array(got, expected, what=what, slips=flipped)
+            expect_array(got, expected, what=what, slips=conv1d_slips(x, w, stride, padding))
             tried += 1
     return f"matches F.conv1d for {tried} signal/kernel/stride/padding combinations"

@@ -31,20 +31,49 @@ def _describe(x, weight, stride, padding):
     return f"x {tuple(x.shape)}, w {tuple(weight.shape)}, stride {stride}, padding {padding}"
 
 
+NO_BIAS = "the bias is missing: add bias[o] to every value of output channel o"
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(a, dtype=torch.float64)
+
+
+def conv2d_slips(x, weight, bias=None, stride=1, padding=0) -> dict[str, torch.Tensor]:
+    """What the common mistakes in a conv2d exercise give for x (N, C_in, H, W), weight
+    (C_out, C_in, kh, kw), bias (C_out,) or None: explanation -> (N, C_out, H_out, W_out)."""
+    x, weight, bias = _t(x), _t(weight), None if bias is None else _t(bias)
+    slips = {FLIPPED: F.conv2d(x, weight.flip(-2, -1), bias, stride=stride, padding=padding)}
+    if bias is not None:
+        slips[NO_BIAS] = F.conv2d(x, weight, None, stride=stride, padding=padding)
+    return slips
+
+
+def im2col_slips(x, kh: int, kw: int, stride: int = 1, padding: int = 0) -> dict[str, torch.Tensor]:
+    """What the common mistakes in ``im2col`` give for x (N, C, H, W): explanation ->
+    (N, C * kh * kw, L)."""
+    x = _t(x)
+    columns = F.unfold(x, (kh, kw), stride=stride, padding=padding)
+    n, rows, windows = columns.shape
+    h_out = F.conv2d(x[:, :1], x.new_ones(1, 1, kh, kw), stride=stride, padding=padding).shape[2]
+    return {
+        "the rows are ordered kernel position first, then channel; F.unfold orders them "
+        "channel first: row c * kh * kw + i * kw + j": columns.view(n, -1, kh * kw, windows)
+        .transpose(1, 2)
+        .reshape(n, rows, windows),
+        "the windows are listed column by column; list them row by row (left to right, then "
+        "down)": columns.view(n, rows, h_out, -1).transpose(2, 3).reshape(n, rows, windows),
+    }
+
+
 def _expect_conv(got, x, weight, bias, stride, padding, what):
-    """``got`` against ``F.conv2d(x, weight, bias, stride, padding)``, naming a flipped kernel or a
-    missing bias."""
+    """``got`` against ``F.conv2d(x, weight, bias, stride, padding)``, naming a common slip."""
     expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
     if hasattr(got, "shape") and tuple(got.shape) != tuple(expected.shape):
         raise Mismatch(
             f"{what}: expected output {tuple(expected.shape)} for stride {stride}, padding {padding}; "
             f"got {tuple(got.shape)}"
         )
-    slips = {FLIPPED: F.conv2d(x, weight.flip(-2, -1), bias, stride=stride, padding=padding)}
-    if bias is not None:
-        slips["the bias is missing: add bias[o] to every value of output channel o"] = F.conv2d(
-            x, weight, None, stride=stride, padding=padding
-        )
+    slips = conv2d_slips(x, weight, bias, stride, padding)
     expect_array(got, expected, what=what, atol=1e-8, slips=slips)
 
 
@@ -77,16 +106,7 @@ def check_im2col(im2col) -> str:
             raise Mismatch(
                 f"{what}: expected columns (N, C*kh*kw, L) = {tuple(expected.shape)}; got {tuple(got.shape)}"
             )
-        n, rows, windows = expected.shape
-        h_out = F.conv2d(x, weight, stride=stride, padding=padding).shape[2]
-        slips = {
-            "the rows are ordered kernel position first, then channel; F.unfold orders them "
-            "channel first: row c * kh * kw + i * kw + j": expected.view(n, -1, kh * kw, windows)
-            .transpose(1, 2)
-            .reshape(n, rows, windows),
-            "the windows are listed column by column; list them row by row (left to right, "
-            "then down)": expected.view(n, rows, h_out, -1).transpose(2, 3).reshape(n, rows, -1),
-        }
+        slips = im2col_slips(x, kh, kw, stride, padding)
         expect_array(got, expected, what=what, atol=1e-12, slips=slips)
     return f"matches F.unfold on {len(CASES)} cases"
 

@@ -17,6 +17,52 @@ CASES = [
 ]
 
 
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(a, dtype=torch.float64)
+
+
+def maxpool_forward_slips(x, kernel_size: int = 2, stride: int = 2) -> dict[str, tuple]:
+    """What the common mistake in ``maxpool2d_forward`` gives for x (N, C, H, W): explanation ->
+    (out, argmax), the argmax counted inside each window."""
+    out, indices = F.max_pool2d(_t(x), kernel_size, stride, return_indices=True)
+    rows, columns = indices // x.shape[-1], indices % x.shape[-1]
+    starts_y = stride * torch.arange(indices.shape[-2])[:, None]
+    starts_x = stride * torch.arange(indices.shape[-1])
+    in_window = (rows - starts_y) * kernel_size + (columns - starts_x)
+    return {
+        "argmax counts within each window (0 to kernel_size**2 - 1); it should be the flat "
+        "index h * W + w of the maximum in the input plane": (out, in_window)
+    }
+
+
+def maxpool_backward_slips(dout, argmax, input_shape) -> dict[str, torch.Tensor]:
+    """What the common mistake in ``maxpool2d_backward`` gives: gradients assigned to their
+    argmax rather than added, (N, C, H, W)."""
+    assigned = torch.zeros(input_shape, dtype=torch.float64).flatten(2)
+    assigned.scatter_(2, _t(argmax).long().flatten(2), _t(dout).flatten(2))
+    return {
+        "where windows overlap, one input can be the maximum of several windows and must "
+        "receive the sum of their gradients: this keeps only one of them (add with "
+        "scatter_add_ or +=, don't assign with scatter_ or =)": assigned.view(input_shape)
+    }
+
+
+def circle_pool_slips(x, radius: float) -> dict[str, np.ndarray]:
+    """What the common mistakes in ``circle_pool`` give for x (N, C, H, W): explanation ->
+    (N, C, H, W)."""
+    x = np.asarray(x, dtype=np.float64)
+    side = 2 * int(radius) + 1  # of the square that holds the disk
+    square = F.max_pool2d(_t(x), side, stride=1, padding=side // 2).numpy()
+    return {
+        "this is the square window that holds the disk (2 * int(radius) + 1 on a side): keep "
+        "only the offsets with dy^2 + dx^2 <= radius^2": square,
+        "pixels outside the image count as 0 here, so they win where the image is negative: "
+        "pad with -inf (F.pad(x, ..., value=float('-inf')))": reference_circle_pool(
+            x, radius, outside=0.0
+        ),
+    }
+
+
 def _x(shape, seed):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
@@ -31,14 +77,7 @@ def check_maxpool_forward(maxpool2d_forward) -> str:
         if not isinstance(got, tuple) or len(got) != 2:
             raise Mismatch(f"{what}: expected a tuple (out, argmax); got {type(got).__name__}")
         expect_array(got[0], expected, what=f"{what} out")
-        rows, columns = indices // shape[-1], indices % shape[-1]
-        starts_y = s * torch.arange(indices.shape[-2])[:, None]
-        starts_x = s * torch.arange(indices.shape[-1])
-        in_window = (rows - starts_y) * k + (columns - starts_x)
-        slips = {
-            "argmax counts within each window (0 to kernel_size**2 - 1); it should be the flat "
-            "index h * W + w of the maximum in the input plane": in_window
-        }
+        slips = {text: argmax for text, (_, argmax) in maxpool_forward_slips(x, k, s).items()}
         expect_array(
             got[1],
             indices,
@@ -57,12 +96,7 @@ def check_maxpool_backward(maxpool2d_backward) -> str:
         out.backward(dout)
         what = f"maxpool2d_backward(dout {tuple(dout.shape)}, argmax, input_shape={shape})"
         got = call(maxpool2d_backward, "maxpool2d_backward", dout, indices, shape)
-        assigned = torch.zeros_like(x).flatten(2).scatter(2, indices.flatten(2), dout.flatten(2))
-        slips = {
-            "where windows overlap, one input can be the maximum of several windows and must "
-            "receive the sum of their gradients: this keeps only one of them (add with "
-            "scatter_add_ or +=, don't assign with scatter_ or =)": assigned.view(shape)
-        }
+        slips = maxpool_backward_slips(dout, indices, shape)
         expect_array(got, x.grad, what=what, slips=slips)
 
     class StudentMaxPool(torch.autograd.Function):
@@ -114,19 +148,10 @@ def check_circle_pool(circle_pool) -> str:
     for seed, (shape, radius) in enumerate(cases):
         x = _x(shape, seed)
         what = f"circle_pool(x {shape}, radius={radius})"
-        side = 2 * int(radius) + 1  # of the square that holds the disk
-        slips = {
-            f"this is the square {side}x{side} window: keep only the offsets with "
-            "dy^2 + dx^2 <= radius^2": F.max_pool2d(x, side, stride=1, padding=side // 2),
-            "pixels outside the image count as 0 here, so they win where the image is negative: "
-            "pad with -inf (F.pad(x, ..., value=float('-inf')))": reference_circle_pool(
-                x.numpy(), radius, outside=0.0
-            ),
-        }
         expect_array(
             call(circle_pool, "circle_pool", x, radius),
             reference_circle_pool(x.numpy(), radius),
             what=what,
-            slips=slips,
+            slips=circle_pool_slips(x, radius),
         )
     return f"matches scipy.ndimage.maximum_filter with a disk footprint on {len(cases)} cases"

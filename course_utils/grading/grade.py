@@ -133,7 +133,7 @@ _CELL_PROBLEMS = {
 
 
 def _case_problem(
-    stage: dict | None, value, expected: np.ndarray, test: HiddenTest, limits: Limits
+    stage: dict | None, value, call: dict, test: HiddenTest, limits: Limits
 ) -> str | None:
     """None if the case passed, else a short reason that reveals nothing hidden."""
     if stage is None:
@@ -161,12 +161,14 @@ def _case_problem(
         return not_numbers
     if not isinstance(got, np.ndarray) or got.dtype.kind != "f":
         return not_numbers
+    expected = test.expected_for(call)
     if got.shape != expected.shape:
         return "wrong output shape on a hidden case"
     if not np.allclose(got, expected, atol=test.atol, rtol=test.rtol):
         if rounding_only(got, expected):
             return f"wrong values on a hidden case: {SINGLE_PRECISION}"
-        return "wrong values on a hidden case"
+        slip = test.slip_for(call, got)
+        return f"wrong values on a hidden case: {slip}" if slip else "wrong values on a hidden case"
     return None
 
 
@@ -207,10 +209,7 @@ def score(
         problems = []
         for call in mine:
             name = call_stage(call)
-            expected = test.expected_for(call)
-            problems.append(
-                _case_problem(stages.get(name), values.get(name), expected, test, limits)
-            )
+            problems.append(_case_problem(stages.get(name), values.get(name), call, test, limits))
         passed = sum(p is None for p in problems)
         points = round(test.points * passed / len(mine), 2)
         if cell.get("status") in _CELL_PROBLEMS:

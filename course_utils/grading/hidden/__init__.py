@@ -7,7 +7,7 @@ generator of inputs the student has not seen, and how to compute the expected ou
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +32,31 @@ class HiddenTest:
     picks: tuple = (None,)
     as_torch: bool = False
     summarize: bool = False
+    slips: Callable[..., Mapping[str, object]] | None = None
 
     def expected_for(self, call: dict) -> np.ndarray:
         """The expected array for one call (``call["pick"]`` selects from a tuple result)."""
-        value = self.expected(*call["args"], **call["kwargs"])
-        if call.get("pick") is not None:
-            value = value[call["pick"]]
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        return np.asarray(value, dtype=np.float64)
+        return _picked(self.expected(*call["args"], **call["kwargs"]), call)
+
+    def slip_for(self, call: dict, got: np.ndarray) -> str | None:
+        """The explanation of the common mistake (from ``slips``, which takes the arguments of
+        ``expected``) whose result ``got`` equals on this call; None when there is none."""
+        if self.slips is None:
+            return None
+        for explanation, wrong in self.slips(*call["args"], **call["kwargs"]).items():
+            wrong = _picked(wrong, call)
+            if wrong.shape == got.shape and np.allclose(got, wrong, atol=self.atol, rtol=self.rtol):
+                return explanation
+        return None
+
+
+def _picked(value, call: dict) -> np.ndarray:
+    """``value`` (an array, a tensor, or a tuple of them picked by ``call["pick"]``) as float64."""
+    if call.get("pick") is not None:
+        value = value[call["pick"]]
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float64)
 
 
 _TESTS = Registry(__name__, __path__, "hidden test")
@@ -51,7 +67,9 @@ def hidden(exercise_id: str, *, points: float, expected: Callable[..., np.ndarra
 
     ``options``: ``atol``, ``rtol``; ``picks`` (indices into a tuple result, each graded as a
     case); ``as_torch`` (inputs reach the student's function as tensors); ``summarize`` (the
-    result is a model, graded by :func:`course_utils.models.describe`).
+    result is a model, graded by :func:`course_utils.models.describe`); ``slips`` (the public
+    check's function giving, for the same arguments, what each common mistake returns, so that
+    feedback names the mistake).
     """
 
     def register(cases):

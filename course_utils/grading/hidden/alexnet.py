@@ -2,7 +2,7 @@
 
 import torch
 
-from course_utils.checks.alexnet import pca_expected, torch_lrn
+from course_utils.checks.alexnet import lrn_slips, pca_expected, torch_lrn
 from course_utils.grading.hidden import hidden
 
 
@@ -15,6 +15,7 @@ from course_utils.grading.hidden import hidden
     expected=lambda a, n, k, alpha, beta: torch_lrn(
         torch.as_tensor(a, dtype=torch.float64), n, k, alpha, beta
     ),
+    slips=lrn_slips,
 )
 def lrn_cases(rng):
     settings = [

@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 
+from course_utils.checks.convolution_2d import conv2d_slips, im2col_slips
 from course_utils.grading.hidden import hidden
 
 
@@ -30,12 +31,12 @@ def _conv_cases(rng):
     return cases
 
 
-@hidden("conv2d-naive", points=3, expected=_conv, as_torch=True, atol=1e-8)
+@hidden("conv2d-naive", points=3, expected=_conv, slips=conv2d_slips, as_torch=True, atol=1e-8)
 def conv2d_naive_cases(rng):
     return _conv_cases(rng)
 
 
-@hidden("conv2d-im2col", points=3, expected=_conv, as_torch=True, atol=1e-8)
+@hidden("conv2d-im2col", points=3, expected=_conv, slips=conv2d_slips, as_torch=True, atol=1e-8)
 def conv2d_im2col_cases(rng):
     return _conv_cases(rng)
 
@@ -48,6 +49,7 @@ def conv2d_im2col_cases(rng):
     expected=lambda x, kh, kw, stride=1, padding=0: F.unfold(
         _t(x), (kh, kw), stride=stride, padding=padding
     ),
+    slips=im2col_slips,
 )
 def im2col_cases(rng):
     settings = [((2, 3, 7, 5), 3, 2, 2, 1), ((1, 1, 6, 6), 6, 6, 1, 0), ((1, 2, 9, 4), 1, 3, 3, 2)]

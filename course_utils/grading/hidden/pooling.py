@@ -4,7 +4,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks.pooling import reference_circle_pool
+from course_utils.checks.pooling import (
+    circle_pool_slips,
+    maxpool_backward_slips,
+    maxpool_forward_slips,
+    reference_circle_pool,
+)
 from course_utils.grading.hidden import hidden
 
 
@@ -16,7 +21,14 @@ def _pool(x, kernel_size=2, stride=2):
     return F.max_pool2d(_t(x), kernel_size, stride, return_indices=True)
 
 
-@hidden("maxpool-forward", points=2, expected=_pool, picks=(0, 1), as_torch=True)
+@hidden(
+    "maxpool-forward",
+    points=2,
+    expected=_pool,
+    slips=maxpool_forward_slips,
+    picks=(0, 1),
+    as_torch=True,
+)
 def maxpool_forward_cases(rng):
     settings = [
         ((2, 2, 8, 6), 2, 2),
@@ -35,7 +47,9 @@ def _backward(dout, argmax, input_shape):
     return x.view(input_shape)
 
 
-@hidden("maxpool-backward", points=3, expected=_backward, as_torch=True)
+@hidden(
+    "maxpool-backward", points=3, expected=_backward, slips=maxpool_backward_slips, as_torch=True
+)
 def maxpool_backward_cases(rng):
     cases = []
     for shape, k, s in [((2, 2, 8, 6), 2, 2), ((1, 3, 9, 9), 3, 2), ((1, 1, 7, 5), 3, 1)]:
@@ -49,6 +63,7 @@ def maxpool_backward_cases(rng):
     points=3,
     as_torch=True,
     expected=lambda x, radius: reference_circle_pool(np.asarray(x, dtype=np.float64), radius),
+    slips=circle_pool_slips,
 )
 def circle_pool_cases(rng):
     return [
