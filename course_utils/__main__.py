@@ -168,6 +168,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             limits=_limits(args),
             only=args.only,
             replace=args.replace,
+            progress=sys.stderr.isatty(),
         )
     except (SandboxUnavailable, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"grading stopped before anyone was scored: {exc}", file=sys.stderr)

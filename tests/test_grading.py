@@ -589,6 +589,17 @@ def test_the_graders_course_settings_change_no_grade(tmp_path, monkeypatch):
     assert (row.status, row.score, row.reason) == ("graded", FULL, "")
 
 
+def test_progress_counts_the_notebooks_graded(tmp_path, capsys):
+    (tmp_path / "subs" / "ada").mkdir(parents=True)
+    (tmp_path / "subs" / "ada" / NB).write_text(SOURCE.read_text())
+    (tmp_path / "subs" / "bo").mkdir()
+    grade_folder(tmp_path / "subs", tmp_path / "out", jobs=1, limits=LIMITS, progress=True)
+    bar = capsys.readouterr().err
+    assert "grading" in bar and "2/2" in bar, bar  # bo's missing notebook is counted too
+    grade_folder(tmp_path / "subs", tmp_path / "quiet", jobs=1, limits=LIMITS)
+    assert "grading" not in capsys.readouterr().err
+
+
 def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
     """Solutions of every source notebook get full marks; the student release gets zero."""
     from course_utils.grading.hidden import hidden_tests

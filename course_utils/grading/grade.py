@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from course_utils import notebooks
 from course_utils.checks import SINGLE_PRECISION, registry, rounding_only
@@ -479,9 +480,11 @@ def grade_folder(
     only: list[str] | None = None,
     notebooks_dir: Path | None = None,
     replace: bool = False,
+    progress: bool = False,
 ) -> list[NotebookResult]:
     """Grade every submission and write the reports to ``out``, which must be new or empty
-    unless ``replace`` (then its reports are written over); returns the rows of grades.csv."""
+    unless ``replace`` (then its reports are written over); returns the rows of grades.csv.
+    ``progress`` shows a bar of notebooks graded on stderr."""
     submissions, out = submissions.resolve(), out.resolve()
     if not submissions.is_dir():
         raise FileNotFoundError(f"{submissions} is not a folder of student folders")
@@ -516,7 +519,11 @@ def grade_folder(
             return row
 
         with ThreadPoolExecutor(max_workers=grader.jobs) as pool:
-            rows = list(pool.map(run, tasks))
+            graded = pool.map(run, tasks)
+            bar = tqdm(
+                graded, total=len(tasks), desc="grading", unit="notebook", disable=not progress
+            )
+            rows = list(bar)
     write_reports(rows, out)
     return rows
 
