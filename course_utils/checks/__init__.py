@@ -209,6 +209,14 @@ def short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def float64_tensor(value: Any):
+    """``value`` (a NumPy array, a tensor, numbers) as a float64 torch tensor, the dtype the
+    checks and the grader compute expected values in."""
+    import torch
+
+    return torch.as_tensor(value, dtype=torch.float64)
+
+
 def tensor_to_numpy(tensor: Any):
     """A torch tensor as a NumPy array; bfloat16 (which NumPy lacks) becomes float32."""
     import torch

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_utils.checks import Mismatch, as_array, call, exercise, expect_array
+from course_utils.checks import Mismatch, as_array, call, exercise, expect_array, float64_tensor
 
 #: (shape, n, k, alpha, beta): the paper's values, a window wider than the channels, strong ones.
 LRN_CASES = [
@@ -45,7 +45,7 @@ def _lrn_forward_window(a: torch.Tensor, n: int, k: float, alpha: float, beta: f
 def lrn_slips(a, n: int, k: float, alpha: float, beta: float) -> dict[str, torch.Tensor]:
     """What the common mistakes in ``local_response_norm`` give for a (N, C, H, W):
     explanation -> (N, C, H, W)."""
-    a = torch.as_tensor(a, dtype=torch.float64)
+    a = float64_tensor(a)
     return {
         "this is nn.LocalResponseNorm with the same alpha, which averages the squares; the "
         "paper's formula sums them (alpha times the sum)": nn.LocalResponseNorm(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import Mismatch, call, exercise, expect_array
+from course_utils.checks import Mismatch, call, exercise, expect_array, float64_tensor
 from course_utils.checks.convolution_1d import FLIPPED
 
 #: (N, C_in, H, W, C_out, kh, kw, stride, padding): toy, strided, padded, kernel as large as the input.
@@ -34,14 +34,14 @@ def _describe(x, weight, stride, padding):
 NO_BIAS = "the bias is missing: add bias[o] to every value of output channel o"
 
 
-def _t(a) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=torch.float64)
-
-
 def conv2d_slips(x, weight, bias=None, stride=1, padding=0) -> dict[str, torch.Tensor]:
     """What the common mistakes in a conv2d exercise give for x (N, C_in, H, W), weight
     (C_out, C_in, kh, kw), bias (C_out,) or None: explanation -> (N, C_out, H_out, W_out)."""
-    x, weight, bias = _t(x), _t(weight), None if bias is None else _t(bias)
+    x, weight, bias = (
+        float64_tensor(x),
+        float64_tensor(weight),
+        None if bias is None else float64_tensor(bias),
+    )
     slips = {FLIPPED: F.conv2d(x, weight.flip(-2, -1), bias, stride=stride, padding=padding)}
     if bias is not None:
         slips[NO_BIAS] = F.conv2d(x, weight, None, stride=stride, padding=padding)
@@ -51,7 +51,7 @@ def conv2d_slips(x, weight, bias=None, stride=1, padding=0) -> dict[str, torch.T
 def im2col_slips(x, kh: int, kw: int, stride: int = 1, padding: int = 0) -> dict[str, torch.Tensor]:
     """What the common mistakes in ``im2col`` give for x (N, C, H, W): explanation ->
     (N, C * kh * kw, L)."""
-    x = _t(x)
+    x = float64_tensor(x)
     columns = F.unfold(x, (kh, kw), stride=stride, padding=padding)
     n, rows, windows = columns.shape
     h_out = F.conv2d(x[:, :1], x.new_ones(1, 1, kh, kw), stride=stride, padding=padding).shape[2]

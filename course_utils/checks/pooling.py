@@ -6,7 +6,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import Mismatch, NotAttempted, as_array, call, exercise, expect_array
+from course_utils.checks import (
+    Mismatch,
+    NotAttempted,
+    as_array,
+    call,
+    exercise,
+    expect_array,
+    float64_tensor,
+)
 
 CASES = [
     ((1, 1, 4, 4), 2, 2),
@@ -17,14 +25,10 @@ CASES = [
 ]
 
 
-def _t(a) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=torch.float64)
-
-
 def maxpool_forward_slips(x, kernel_size: int = 2, stride: int = 2) -> dict[str, tuple]:
     """What the common mistake in ``maxpool2d_forward`` gives for x (N, C, H, W): explanation ->
     (out, argmax), the argmax counted inside each window."""
-    out, indices = F.max_pool2d(_t(x), kernel_size, stride, return_indices=True)
+    out, indices = F.max_pool2d(float64_tensor(x), kernel_size, stride, return_indices=True)
     rows, columns = indices // x.shape[-1], indices % x.shape[-1]
     starts_y = stride * torch.arange(indices.shape[-2])[:, None]
     starts_x = stride * torch.arange(indices.shape[-1])
@@ -39,7 +43,7 @@ def maxpool_backward_slips(dout, argmax, input_shape) -> dict[str, torch.Tensor]
     """What the common mistake in ``maxpool2d_backward`` gives: gradients assigned to their
     argmax rather than added, (N, C, H, W)."""
     assigned = torch.zeros(input_shape, dtype=torch.float64).flatten(2)
-    assigned.scatter_(2, _t(argmax).long().flatten(2), _t(dout).flatten(2))
+    assigned.scatter_(2, float64_tensor(argmax).long().flatten(2), float64_tensor(dout).flatten(2))
     return {
         "where windows overlap, one input can be the maximum of several windows and must "
         "receive the sum of their gradients: this keeps only one of them (add with "
@@ -52,7 +56,7 @@ def circle_pool_slips(x, radius: float) -> dict[str, np.ndarray]:
     (N, C, H, W)."""
     x = np.asarray(x, dtype=np.float64)
     side = 2 * int(radius) + 1  # of the square that holds the disk
-    square = F.max_pool2d(_t(x), side, stride=1, padding=side // 2).numpy()
+    square = F.max_pool2d(float64_tensor(x), side, stride=1, padding=side // 2).numpy()
     return {
         "this is the square window that holds the disk (2 * int(radius) + 1 on a side): keep "
         "only the offsets with dy^2 + dx^2 <= radius^2": square,

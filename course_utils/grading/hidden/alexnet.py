@@ -1,7 +1,6 @@
 """Hidden tests for notebook 07: other window sizes and constants for LRN, other batches for PCA."""
 
-import torch
-
+from course_utils.checks import float64_tensor
 from course_utils.checks.alexnet import lrn_slips, pca_expected, torch_lrn
 from course_utils.grading.hidden import hidden
 
@@ -12,9 +11,7 @@ from course_utils.grading.hidden import hidden
     as_torch=True,
     atol=1e-9,
     rtol=1e-7,
-    expected=lambda a, n, k, alpha, beta: torch_lrn(
-        torch.as_tensor(a, dtype=torch.float64), n, k, alpha, beta
-    ),
+    expected=lambda a, n, k, alpha, beta: torch_lrn(float64_tensor(a), n, k, alpha, beta),
     slips=lrn_slips,
 )
 def lrn_cases(rng):

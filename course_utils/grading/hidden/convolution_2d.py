@@ -1,18 +1,20 @@
 """Hidden tests for notebook 02: shapes, strides and paddings the public checks do not use."""
 
-import torch
 import torch.nn.functional as F
 
+from course_utils.checks import float64_tensor
 from course_utils.checks.convolution_2d import conv2d_slips, im2col_slips
 from course_utils.grading.hidden import hidden
 
 
-def _t(a):
-    return torch.as_tensor(a, dtype=torch.float64)
-
-
 def _conv(x, w, b=None, stride=1, padding=0):
-    return F.conv2d(_t(x), _t(w), None if b is None else _t(b), stride=stride, padding=padding)
+    return F.conv2d(
+        float64_tensor(x),
+        float64_tensor(w),
+        None if b is None else float64_tensor(b),
+        stride=stride,
+        padding=padding,
+    )
 
 
 def _conv_cases(rng):
@@ -47,7 +49,7 @@ def conv2d_im2col_cases(rng):
     as_torch=True,
     atol=1e-12,
     expected=lambda x, kh, kw, stride=1, padding=0: F.unfold(
-        _t(x), (kh, kw), stride=stride, padding=padding
+        float64_tensor(x), (kh, kw), stride=stride, padding=padding
     ),
     slips=im2col_slips,
 )

@@ -4,6 +4,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from course_utils.checks import float64_tensor
 from course_utils.checks.pooling import (
     circle_pool_slips,
     maxpool_backward_slips,
@@ -13,12 +14,8 @@ from course_utils.checks.pooling import (
 from course_utils.grading.hidden import hidden
 
 
-def _t(a):
-    return torch.as_tensor(a, dtype=torch.float64)
-
-
 def _pool(x, kernel_size=2, stride=2):
-    return F.max_pool2d(_t(x), kernel_size, stride, return_indices=True)
+    return F.max_pool2d(float64_tensor(x), kernel_size, stride, return_indices=True)
 
 
 @hidden(
@@ -43,7 +40,7 @@ def maxpool_forward_cases(rng):
 
 def _backward(dout, argmax, input_shape):
     x = torch.zeros(input_shape, dtype=torch.float64).flatten(2)
-    x.scatter_add_(2, _t(argmax).long().flatten(2), _t(dout).flatten(2))
+    x.scatter_add_(2, float64_tensor(argmax).long().flatten(2), float64_tensor(dout).flatten(2))
     return x.view(input_shape)
 
 
@@ -53,7 +50,9 @@ def _backward(dout, argmax, input_shape):
 def maxpool_backward_cases(rng):
     cases = []
     for shape, k, s in [((2, 2, 8, 6), 2, 2), ((1, 3, 9, 9), 3, 2), ((1, 1, 7, 5), 3, 1)]:
-        out, argmax = F.max_pool2d(_t(rng.normal(size=shape)), k, s, return_indices=True)
+        out, argmax = F.max_pool2d(
+            float64_tensor(rng.normal(size=shape)), k, s, return_indices=True
+        )
         cases.append(((rng.normal(size=out.shape), argmax.numpy(), shape), {}))
     return cases
 
