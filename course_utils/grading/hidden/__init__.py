@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_utils.checks import matching_slip
+from course_utils.checks import matching_slip, tensor_to_numpy
 from course_utils.registry import Registry
 
 #: Folder the sandbox hides from student code.
@@ -54,7 +54,7 @@ def _picked(value, call: dict) -> np.ndarray:
     if call.get("pick") is not None:
         value = value[call["pick"]]
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        value = tensor_to_numpy(value)
     return np.asarray(value, dtype=np.float64)
 
 
