@@ -58,18 +58,6 @@ NEWSHAPES10_CLASSES = (
     "crescent",
     "Z",
 )
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def _edit(exercise_id, before="", after="", body=None):
 WRONG_CONVOLVE = "def convolve(x, w):\n    return np.correlate(x, w, mode='full')\n"
 
 
-def _attacks(listen_port, secrets, out_dir, victim_files):
+def _attacks(listen_port, secrets, victim_files):
     """student -> (edit function or raw bytes, expected score, substring of reason or feedback)."""
     read_secret = (
         "def convolve(x, w):\n"
@@ -388,7 +388,7 @@ def batch(tmp_path_factory):
         str(SOURCE.parent.parent / "tests/test_checks.py"),
         str(submissions / "correct" / NB),
     ]
-    attacks = _attacks(listener.getsockname()[1], secrets, out, victims)
+    attacks = _attacks(listener.getsockname()[1], secrets, victims)
     for student, (edit, _, _) in attacks.items():
         folder = submissions / student
         folder.mkdir()

@@ -355,9 +355,3 @@ def consistent_slip(fn: Any, name: str, cases: list[tuple], slips: Mapping[str, 
         if all(equals(g, r) for g, r in zip(got, results, strict=True)):
             return explanation
     return ""
-
-
-def expect_equal(got: Any, expected: Any, *, what: str) -> None:
-    """Exact comparison for integers, tuples and other plain values."""
-    if not equals(got, expected):
-        raise Mismatch(f"{what}: expected {expected!r}, got {short(got)}")
