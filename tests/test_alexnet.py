@@ -98,9 +98,10 @@ def test_two_towers_compute_the_grouped_network(size, capsys):
         parallel.TwoTowerAlexNet(models.AlexNet(input_size=32, grouped=False))
 
 
-def torchrun(*args, timeout=120):
-    # the fault handler prints a rank's Python stack if it dies of a signal
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+def torchrun(tmp_path, *args, timeout=120):
+    # the fault handler prints a rank's Python stack if it dies of a signal; torchrun's log
+    # folder goes in tmp_path (TMPDIR), not in /tmp for good
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", "TMPDIR": str(tmp_path)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     return subprocess.run(
         [*command, "-m", "course_utils.distributed", *args],
@@ -119,7 +120,7 @@ def ranks_output(run: subprocess.CompletedProcess) -> str:
 
 def test_ddp_trains_with_two_cpu_processes(tmp_path):
     """The script's default run (2 epochs of 2,000 images) learns: well above chance (10 %)."""
-    run = torchrun("--summary", str(tmp_path / "summary.json"))
+    run = torchrun(tmp_path, "--summary", str(tmp_path / "summary.json"))
     assert run.returncode == 0, ranks_output(run)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["images"] == 2000 and summary["epochs"] == 2
@@ -128,8 +129,9 @@ def test_ddp_trains_with_two_cpu_processes(tmp_path):
 
 
 def test_ddp_gradients_equal_the_whole_batch_gradient(tmp_path):
-    run = torchrun("--check-gradients", str(tmp_path / "grads.pt"))
+    run = torchrun(tmp_path, "--check-gradients", str(tmp_path / "grads.pt"))
     assert run.returncode == 0, ranks_output(run)
+    assert list(tmp_path.glob("torchelastic_*")), "torchrun's log folder went elsewhere"
     saved = torch.load(tmp_path / "grads.pt", weights_only=True)
     single = distributed.small_alexnet(dropout=0.0)
     single.load_state_dict(saved["initial"])
