@@ -13,28 +13,30 @@ Prints one JSON line with
   - ``conv1_c4`` / ``conv1_c8``: conv1's input and weight zero-padded from 3 to 4 or 8 channels
     (NVIDIA's convolution guide: tensor-core kernels want channel counts divisible by 4 or 8);
   - ``conv1_s2d``: conv1 (11x11, stride 4, 3 channels) as a 3x3 stride-1 convolution over 48
-    channels of 4x4 space-to-depth blocks, the trick TPU and MLPerf ResNets use for their first
-    layer (19% more multiply-adds, on zero taps; MFU counts the paper's FLOPs only);
+    channels of 4x4 space-to-depth blocks (``models.SpaceToDepthConv2d``; 19% more multiply-adds,
+    on zero taps; MFU counts the paper's FLOPs only);
   - ``library_lrn``: the other way round, the model's LRN (``models.LRN``, window sums as a
     matrix product) replaced by ``nn.LocalResponseNorm`` (squares, padding, a 3D average pooling)
     on each half, concatenated: what the matrix product buys;
   - ``split_groups``: each ``groups=2`` convolution as two ordinary convolutions, concatenated;
-  - ``dense_groups``: each as one ungrouped convolution with a block-diagonal weight (twice the
-    multiply-adds, but the kernels for ungrouped layers; MFU counts the paper's FLOPs only);
-  - ``+`` combines rewrites, e.g. ``conv1_s2d+dense_groups``.
+  - ``dense_groups``: each as one ungrouped convolution with a block-diagonal weight
+    (``models.DenseGroupedConv2d``; twice the multiply-adds, but the kernels for ungrouped layers;
+    MFU counts the paper's FLOPs only);
+  - ``+`` combines rewrites: ``conv1_s2d+dense_groups`` is ``models.AlexNet(fast_convs=True)``.
 
 ``--nchw`` keeps the contiguous layout instead of ``channels_last``; ``--compile`` wraps each
 model in ``torch.compile`` (``--max-autotune`` lets inductor search kernels, which compiles for
-minutes); ``--budget-s`` starts no variant after that many seconds, so that one run fits a
-device's time limit and still prints its line (each variant's figures and the profile also go to
-stderr as soon as they are measured, so a run killed at the limit keeps them); ``--tiny`` runs a
-quarter-width network for two steps on the CPU (used by the tests).
+minutes; ``--coordinate-descent`` lets it tune the block sizes of the kernels it writes itself,
+LRN's and pooling's among them, which compiles longer); ``--budget-s`` starts no variant after
+that many seconds, so that one run fits a device's time limit and still prints its line (each
+variant's figures and the profile also go to stderr as soon as they are measured, so a run killed
+at the limit keeps them); ``--tiny`` runs a quarter-width network for two steps on the CPU (used
+by the tests).
 """
 
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 
@@ -80,40 +82,6 @@ class PaddedInputConv(nn.Module):
         return F.conv2d(F.pad(x, self.pad), weight, c.bias, c.stride, c.padding, groups=c.groups)
 
 
-class SpaceToDepthConv(nn.Module):
-    """A strided convolution as a stride-1 one on a space-to-depth input: (N, C, H, W) is cut into
-    s x s blocks, each block's pixels become channels, (N, C*s*s, H/s, W/s), and the k x k kernel,
-    zero-padded to a multiple of s, is cut the same way into ceil(k/s)^2 taps of C*s*s channels.
-    The same output as ``conv`` (square, stride s, no dilation or groups) for a few more multiply-adds
-    (conv1: 3 -> 48 input channels, 11x11/4 -> 3x3/1), in the shape tensor cores are built for."""
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        square = all(len(set(pair)) == 1 for pair in (conv.stride, conv.kernel_size, conv.padding))
-        if conv.groups != 1 or conv.dilation != (1, 1) or not square:
-            raise ValueError(
-                "space-to-depth needs a square kernel, stride and padding, no dilation, no groups"
-            )
-        self.conv = conv
-        (self.k, _), (self.s, _), (self.p, _) = conv.kernel_size, conv.stride, conv.padding
-        self.taps = math.ceil(self.k / self.s)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s, p, taps = self.k, self.s, self.p, self.taps
-        height, width = x.shape[2:]
-        blocks_h = (height + 2 * p - k) // s + taps  # output rows + the taps past the last one
-        blocks_w = (width + 2 * p - k) // s + taps
-        x = F.pad(x, (p, blocks_w * s - width - p, p, blocks_h * s - height - p))
-        x = F.pixel_unshuffle(x, s)  # N, C*s*s, blocks_h, blocks_w: channels (c, row, column)
-        pad = taps * s - k
-        w = F.pad(self.conv.weight, (0, pad, 0, pad))
-        w = F.pixel_unshuffle(w, s)  # out, C*s*s, taps, taps: cut the same way
-        if self.conv.weight.is_contiguous(memory_format=torch.channels_last):  # the model's layout
-            x = x.contiguous(memory_format=torch.channels_last)
-            w = w.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(x, w, self.conv.bias)
-
-
 class SplitGroups(nn.Module):
     """A ``groups=2`` convolution as two ordinary convolutions on the two halves of the channels,
     concatenated: (N, C, H, W) -> the same output, through the kernels for ungrouped layers."""
@@ -128,21 +96,20 @@ class SplitGroups(nn.Module):
         return torch.cat([F.conv2d(h, w, b, c.stride, c.padding) for h, w, b in halves], dim=1)
 
 
-class DenseGroups(nn.Module):
-    """A ``groups=2`` convolution as one ungrouped convolution whose weight is block-diagonal
-    (zeros between the halves): the same output for twice the multiply-adds, through the kernels
-    for ungrouped layers; MFU still counts only the grouped layer's FLOPs."""
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.conv
-        first, second = c.weight.chunk(2)
-        zeros = torch.zeros_like(first)
-        weight = torch.cat([torch.cat([first, zeros], 1), torch.cat([zeros, second], 1)])
-        return F.conv2d(x, weight, c.bias, c.stride, c.padding)
+def recast(conv: nn.Conv2d, formulation: type[nn.Conv2d]) -> nn.Conv2d:
+    """``conv`` (its sizes and weights) as a ``formulation`` of it from ``course_utils.models``."""
+    new = formulation(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=conv.bias is not None,
+    )
+    new.load_state_dict(conv.state_dict())
+    return new
 
 
 class LibraryLRN(nn.Module):
@@ -177,11 +144,14 @@ def rewrite(model: models.AlexNet, variant: str) -> tuple[models.AlexNet, int]:
         for i, layer in enumerate(model.features):
             new = None
             if name == "conv1_s2d" and i == 0:
-                new = SpaceToDepthConv(layer)
+                new = recast(layer, models.SpaceToDepthConv2d)
             elif name.startswith("conv1_c") and i == 0:
                 new = PaddedInputConv(layer, int(name.removeprefix("conv1_c")))
             elif name.endswith("_groups") and isinstance(layer, nn.Conv2d) and layer.groups == 2:
-                new = SplitGroups(layer) if name == "split_groups" else DenseGroups(layer)
+                if name == "split_groups":
+                    new = SplitGroups(layer)
+                else:
+                    new = recast(layer, models.DenseGroupedConv2d)
             elif name == "library_lrn" and isinstance(layer, models.LRN):
                 new = LibraryLRN(layer)
             if new is not None:
@@ -250,6 +220,9 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     parser.add_argument("--compile", action="store_true", help="wrap the models in torch.compile")
     parser.add_argument("--max-autotune", action="store_true", help="inductor's kernel search")
+    parser.add_argument(
+        "--coordinate-descent", action="store_true", help="inductor tunes its own kernels' blocks"
+    )
     parser.add_argument("--batch", type=int, default=None, help="default 512 on a GPU")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--no-profile", action="store_true")
@@ -271,10 +244,11 @@ def main() -> None:
     device = torch.device("cpu") if args.tiny else choose_device()
     gpu = device.type == "cuda"
     torch.backends.cudnn.benchmark = True
-    if args.max_autotune:
+    if args.max_autotune or args.coordinate_descent:
         import torch._inductor.config as inductor
 
-        inductor.max_autotune = True
+        inductor.max_autotune = args.max_autotune
+        inductor.coordinate_descent_tuning = args.coordinate_descent
     peak = args.peak_tflops or peak_tflops(device)
     batch = args.batch or (512 if gpu else 2 if args.tiny else 4)
     steps = args.steps or (30 if gpu else 2)
@@ -336,6 +310,7 @@ def main() -> None:
                 "channels_last": channels_last,
                 "compile": args.compile,
                 "max_autotune": args.max_autotune,
+                "coordinate_descent": args.coordinate_descent,
                 "tiny": args.tiny,
                 "batch": batch,
                 "steps": steps,

@@ -2,11 +2,15 @@
 already on the device and through the real input pipeline (the device-resident loader with
 random crops and flips), the ratio of the two, and the model FLOP utilisation (MFU).
 
-Prints one JSON line. Each model reports ``synthetic_images_per_s``, ``pipeline_images_per_s``,
-``feed_overhead`` (1 - pipeline / synthetic, goal <= 5%), ``train_gflop_per_image`` (forward +
-backward, counted by ``torch.utils.flop_counter`` with grouped weight gradients corrected, see
-``conv_backward_flops``) and ``mfu`` (achieved FLOP/s over the
-device's dense peak at the training precision; null where the peak is unknown, e.g. CPUs).
+Prints one JSON line (and each model's figures to stderr as soon as they are measured, so a
+device call cut off at its limit keeps them). Each model reports ``synthetic_images_per_s``,
+``pipeline_images_per_s``, ``feed_overhead`` (1 - pipeline / synthetic, goal <= 5%),
+``train_gflop_per_image`` (forward + backward of the network with ``nn.Conv2d`` layers, counted
+by ``torch.utils.flop_counter`` with grouped weight gradients corrected, see
+``conv_backward_flops``) and ``mfu`` (achieved FLOP/s over the device's dense peak at the
+training precision; null where the peak is unknown, e.g. CPUs). The 227x227 network trains with
+``fast_convs=True`` (the same function, computed in the shapes tensor cores prefer; see
+``alexnet_227_variants.py``), ``--plain-convs`` times it with ``nn.Conv2d`` layers.
 Goals on an H100/H200: CIFAR-sized >= 100,000 images/s at bf16; 227x227 MFU >= 15%.
 
 ``--tiny`` runs a few small steps on CPU (used by the test suite); ``--compile`` adds
@@ -15,8 +19,10 @@ Goals on an H100/H200: CIFAR-sized >= 100,000 images/s at bf16; 227x227 MFU >= 1
 
 import argparse
 import contextlib
+import functools
 import io
 import json
+import sys
 import time
 
 import torch
@@ -135,7 +141,9 @@ class Synthetic:
         return ((self.x, self.y) for _ in range(self.steps))
 
 
-def measure(name, model_fn, size, batch, steps, device, compile, peak) -> dict:
+def measure(name, options, size, batch, steps, device, compile, peak) -> dict:
+    """Figures of ``models.AlexNet(**options)``; its FLOPs are those of its ``nn.Conv2d`` form."""
+    model_fn = functools.partial(models.AlexNet, **options)
     torch.manual_seed(0)
     n = batch * steps
     x = torch.rand(n, 3, size, size, device=device)
@@ -145,9 +153,10 @@ def measure(name, model_fn, size, batch, steps, device, compile, peak) -> dict:
     )
     loader = DeviceLoader(x, y, batch_size=batch, crop_padding=4, flip=True, drop_last=True)
     pipeline = images_per_s(model_fn().to(device), loader, steps, compile)
-    flops = train_flops_per_image(model_fn, size)
+    flops = train_flops_per_image(functools.partial(model_fn, fast_convs=False), size)
     return {
         "model": name,
+        "fast_convs": options.get("fast_convs", False),
         "batch": batch,
         "synthetic_images_per_s": round(synthetic),
         "pipeline_images_per_s": round(pipeline),
@@ -171,41 +180,36 @@ def main() -> None:
         nargs=2,
         default=None,
         metavar=("CIFAR", "B227"),
-        help="batch sizes (default 512 and 256 on a GPU)",
+        help="batch sizes (default 512 and 512 on a GPU)",
+    )
+    parser.add_argument(
+        "--plain-convs",
+        action="store_true",
+        help="the 227 network with nn.Conv2d layers instead of fast_convs=True",
     )
     args = parser.parse_args()
     device = torch.device("cpu") if args.tiny else choose_device()
     torch.backends.cudnn.benchmark = True
     peak = args.peak_tflops or peak_tflops(device)
-    grouped = not args.ungrouped
     gpu = device.type == "cuda"
-    configs = [
-        (
-            "cifar_alexnet",
-            32,
-            lambda: models.AlexNet(
-                input_size=32, num_classes=10, grouped=grouped, width=0.25 if args.tiny else 1.0
-            ),
-            512 if gpu else 32,
-        ),
+    common = dict(grouped=not args.ungrouped, width=0.25 if args.tiny else 1.0)
+    configs = [  # name, input size, AlexNet's options, batch size
+        ("cifar_alexnet", 32, dict(input_size=32, num_classes=10), 512 if gpu else 32),
         (
             "alexnet_227",
             227,
-            lambda: models.AlexNet(
-                num_classes=1000, grouped=grouped, width=0.25 if args.tiny else 1.0
-            ),
-            256 if gpu else 4,
+            dict(num_classes=1000, fast_convs=not args.plain_convs),
+            512 if gpu else 4,
         ),
     ]
     if args.batch:
-        configs = [
-            (name, size, fn, b) for (name, size, fn, _), b in zip(configs, args.batch, strict=True)
-        ]
+        configs = [(*config[:3], b) for config, b in zip(configs, args.batch, strict=True)]
     steps = args.steps or (2 if args.tiny else 50 if gpu else 5)
-    results = [
-        measure(name, fn, size, batch, steps, device, args.compile, peak)
-        for name, size, fn, batch in configs
-    ]
+    results = []
+    for name, size, options, batch in configs:
+        options = {**common, **options}
+        results.append(measure(name, options, size, batch, steps, device, args.compile, peak))
+        print(f"model: {json.dumps(results[-1])}", file=sys.stderr, flush=True)  # kept if cut off
     print(
         json.dumps(
             {
@@ -213,7 +217,7 @@ def main() -> None:
                 **device_facts(device),
                 "channels_last": gpu,
                 "compile": args.compile,
-                "grouped": grouped,
+                "grouped": not args.ungrouped,
                 "tiny": args.tiny,
                 "peak_tflops": peak,
                 "steps": steps,

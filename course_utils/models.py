@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def _bad_input(model: str, expected: str, x: torch.Tensor, hint: str = "") -> ValueError:
@@ -187,6 +190,70 @@ class LRN(nn.Module):
         return (x * (self.k + window).pow(-self.beta)).to(x.dtype)
 
 
+class SpaceToDepthConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` with stride s computed as a stride-1 convolution on s x s space-to-depth
+    blocks: the input (N, C, H, W) is cut into s x s blocks whose pixels become channels,
+    (N, C*s*s, H/s, W/s), and the k x k kernel, zero-padded to a multiple of s, is cut the same way
+    into ceil(k/s)^2 taps. The same output, weights and gradients as ``nn.Conv2d`` (up to rounding),
+    for a few more multiply-adds on the zero taps (AlexNet's conv1: 3 channels 11x11/4 become 48
+    channels 3x3/1), in the shape GPU tensor cores are built for: the trick TPU and MLPerf ResNets
+    use for their first layer. Square kernel, stride and padding in numbers; no groups or dilation.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        square = not isinstance(self.padding, str) and all(
+            len(set(pair)) == 1 for pair in (self.stride, self.kernel_size, self.padding)
+        )
+        plain = self.groups == 1 and self.dilation == (1, 1) and self.padding_mode == "zeros"
+        if not (square and plain):
+            raise ValueError(
+                "space-to-depth needs a square kernel, stride and padding (numbers), zero "
+                "padding, no dilation and no groups; use nn.Conv2d for this layer"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (k, _), (s, _), (p, _) = self.kernel_size, self.stride, self.padding
+        taps = math.ceil(k / s)
+        height, width = x.shape[2:]
+        blocks_h = (height + 2 * p - k) // s + taps  # output rows + the taps past the last one
+        blocks_w = (width + 2 * p - k) // s + taps
+        x = F.pad(x, (p, blocks_w * s - width - p, p, blocks_h * s - height - p))
+        x = F.pixel_unshuffle(x, s)  # N, C*s*s, blocks_h, blocks_w: channels (c, row, column)
+        w = F.pad(self.weight, (0, taps * s - k, 0, taps * s - k))
+        w = F.pixel_unshuffle(w, s)  # out, C*s*s, taps, taps: cut the same way
+        if self.weight.is_contiguous(memory_format=torch.channels_last):  # the model's layout
+            x = x.contiguous(memory_format=torch.channels_last)
+            w = w.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, w, self.bias)
+
+
+class DenseGroupedConv2d(nn.Conv2d):
+    """A grouped ``nn.Conv2d`` computed as one ungrouped convolution whose weight is block-diagonal
+    (zeros between the groups): the same output, weights and gradients, for ``groups`` times the
+    multiply-adds, through the kernels for ungrouped layers, which on a GPU more than make up for
+    them (``benchmarks/alexnet_227_variants.py``). Zero padding only."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.padding_mode != "zeros":
+            raise ValueError(
+                f"a block-diagonal convolution pads with zeros; got padding_mode="
+                f"{self.padding_mode!r}: use nn.Conv2d for this layer"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blocks = self.weight.chunk(self.groups)  # each (out / groups, in / groups, k, k)
+        zeros = torch.zeros_like(blocks[0])
+        weight = torch.cat(
+            [
+                torch.cat([block if j == i else zeros for j in range(self.groups)], dim=1)
+                for i, block in enumerate(blocks)
+            ]
+        )
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation)
+
+
 class AlexNet(nn.Module):
     """AlexNet (Krizhevsky, Sutskever, Hinton 2012, "ImageNet classification with deep
     convolutional neural networks"), for (N, 3, 227, 227) inputs, or a CIFAR-sized version for
@@ -206,6 +273,10 @@ class AlexNet(nn.Module):
     see notebook 07); He (ReLU) or Glorot (tanh) initialisation with zero biases instead of the
     paper's N(0, 0.01) weights and biases of 1, which train slowly without its hand-tuned schedule;
     the two GPUs are grouped convolutions on one device unless placed by ``course_utils.parallel``.
+    ``fast_convs=True`` computes conv1 (stride 4) as a ``SpaceToDepthConv2d`` and the grouped
+    convolutions as ``DenseGroupedConv2d``: the same function, weights and ``state_dict``, in the
+    shapes GPU tensor cores run fastest (the 227 network trains 1.5x faster on an H200,
+    ``benchmarks/alexnet_227_variants.py``); on a CPU the extra multiply-adds make it slower.
     Ablation switches: ``lrn``, ``overlapping_pool`` (False: 2x2/2 pooling, same output sizes),
     ``dropout`` (0 turns it off), ``activation`` ("relu" or "tanh") and ``remove``: a subset of
     {"conv3", "conv4", "fc6", "fc7"}; the next layer then takes the removed layer's input.
@@ -223,6 +294,7 @@ class AlexNet(nn.Module):
         dropout: float = 0.5,
         activation: str = "relu",
         remove: tuple[str, ...] | list[str] = (),
+        fast_convs: bool = False,
     ) -> None:
         super().__init__()
         if input_size not in ALEXNET_CONVS:
@@ -247,7 +319,12 @@ class AlexNet(nn.Module):
                 continue
             out = max(2, round(out * width / 2) * 2)
             groups = 2 if grouped and is_grouped else 1
-            layers += [nn.Conv2d(channels, out, kernel, stride, padding, groups=groups), act()]
+            conv = nn.Conv2d
+            if fast_convs and stride > 1:
+                conv = SpaceToDepthConv2d
+            elif fast_convs and groups > 1:
+                conv = DenseGroupedConv2d
+            layers += [conv(channels, out, kernel, stride, padding, groups=groups), act()]
             if lrn and name in ("conv1", "conv2"):
                 layers.append(LRN(groups=2 if grouped else 1))
             if pool:

@@ -170,6 +170,9 @@ def test_alexnet_throughput_benchmark_runs_tiny(root):
     assert run.returncode == 0, run.stderr[-2000:]
     figures = json.loads(run.stdout.strip().splitlines()[-1])
     assert [r["model"] for r in figures["results"]] == ["cifar_alexnet", "alexnet_227"]
+    assert [r["fast_convs"] for r in figures["results"]] == [False, True]
+    early = [line for line in run.stderr.splitlines() if line.startswith("model: ")]
+    assert [json.loads(line.removeprefix("model: ")) for line in early] == figures["results"]
     for result in figures["results"]:
         assert result["synthetic_images_per_s"] > 0 and result["pipeline_images_per_s"] > 0
         assert (
@@ -282,7 +285,7 @@ def test_the_variant_check_catches_a_rewrite_that_changes_the_network(root, monk
     assert variants.max_relative_difference(paper, lrn) > 1e-2
     dense, _ = variants.rewrite(paper, "dense_groups")
     with torch.no_grad():
-        dense.features[4].conv.weight[:8] *= 1.5  # eight of conv2's kernels changed
+        dense.features[4].weight[:8] *= 1.5  # eight of conv2's kernels changed
     assert variants.max_relative_difference(paper, dense) > 1e-3
     halved = copy.deepcopy(paper)  # the same logits, half of conv1's gradients
     halved.features.insert(1, HalvesTheGradient())
@@ -341,23 +344,67 @@ def test_lrn_in_float16_holds_activations_whose_squares_overflow_it():
 @pytest.mark.parametrize(
     "kernel, stride, padding, size", [(11, 4, 0, 227), (7, 2, 3, 224), (5, 3, 1, 31), (4, 4, 0, 35)]
 )
-def test_space_to_depth_computes_the_strided_convolution(
-    root, monkeypatch, kernel, stride, padding, size
-):
-    monkeypatch.syspath_prepend(str(root / "benchmarks"))
-    import alexnet_227_variants as variants
-
+def test_space_to_depth_computes_the_strided_convolution(kernel, stride, padding, size):
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 8, kernel, stride, padding)
+    s2d = models.SpaceToDepthConv2d(3, 8, kernel, stride, padding)
+    s2d.load_state_dict(conv.state_dict())
     x = torch.randn(2, 3, size, size + 3)  # odd sizes: blocks past the last output are cropped
     with torch.no_grad():
         expected = conv(x)
-        assert torch.allclose(variants.SpaceToDepthConv(conv)(x), expected, atol=1e-5)
-        conv.to(memory_format=torch.channels_last)  # a channels_last model gets a channels_last map
-        out = variants.SpaceToDepthConv(conv)(x)
+        assert torch.allclose(s2d(x), expected, atol=1e-5)
+        s2d.to(memory_format=torch.channels_last)  # a channels_last model gets a channels_last map
+        out = s2d(x)
         assert out.is_contiguous(memory_format=torch.channels_last)
         assert torch.allclose(out, expected, atol=1e-5)
-        conv.weight[:, :, -1, -1] += 1  # the last tap must be used, not cut off
-        assert not torch.allclose(variants.SpaceToDepthConv(conv)(x), expected, atol=1e-3)
+        s2d.weight[:, :, -1, -1] += 1  # the last tap must be used, not cut off
+        assert not torch.allclose(s2d(x), expected, atol=1e-3)
+    for refused in (dict(padding="valid"), dict(groups=3), dict(padding_mode="reflect")):
+        with pytest.raises(ValueError, match="space-to-depth needs .* use nn.Conv2d"):
+            models.SpaceToDepthConv2d(6, 6, 3, 2, **refused)
     with pytest.raises(ValueError, match="space-to-depth needs"):
-        variants.SpaceToDepthConv(nn.Conv2d(4, 8, 3, 2, groups=2))
+        models.SpaceToDepthConv2d(3, 8, (3, 5), 2)
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_dense_grouped_convolution_matches_the_grouped_one_both_ways(groups):
+    torch.manual_seed(0)
+    grouped = nn.Conv2d(8, 12, 3, padding=1, groups=groups).double()
+    dense = models.DenseGroupedConv2d(8, 12, 3, padding=1, groups=groups).double()
+    dense.load_state_dict(grouped.state_dict())
+    x = torch.randn(2, 8, 6, 5, dtype=torch.float64, requires_grad=True)
+    found = []
+    for conv in (grouped, dense):
+        out = conv(x)
+        found.append([out, *torch.autograd.grad(out.square().sum(), [x, *conv.parameters()])])
+    for expected, got in zip(*found, strict=True):
+        assert got.shape == expected.shape and torch.allclose(got, expected, rtol=1e-12)
+    with torch.no_grad():
+        dense.weight[:3] *= 2  # one group's kernels: the others' outputs must not change
+        out = dense(x)
+    changed = (out - found[0][0]).abs().amax(dim=(0, 2, 3)) > 1e-9
+    assert changed.tolist() == [True] * 3 + [False] * 9
+    with pytest.raises(ValueError, match="pads with zeros; got padding_mode='circular'"):
+        models.DenseGroupedConv2d(4, 4, 3, groups=2, padding_mode="circular")
+
+
+def test_alexnet_fast_convs_is_the_same_network_with_the_same_state_dict():
+    torch.manual_seed(0)
+    paper = models.AlexNet(width=0.25).double()
+    fast = models.AlexNet(width=0.25, fast_convs=True).double()
+    assert isinstance(fast.features[0], models.SpaceToDepthConv2d)
+    assert [type(m) for m in fast.features if isinstance(m, nn.Conv2d)][1:] == [
+        models.DenseGroupedConv2d,
+        nn.Conv2d,
+        models.DenseGroupedConv2d,
+        models.DenseGroupedConv2d,
+    ]
+    fast.load_state_dict(paper.state_dict())  # strict: the same names and shapes
+    x = torch.rand(2, 3, 227, 227, dtype=torch.float64)
+    y = torch.tensor([3, 999])
+    found = []
+    for net in (paper.eval(), fast.eval()):
+        logits = net(x)
+        found.append([logits, *torch.autograd.grad(F.cross_entropy(logits, y), net.parameters())])
+    for expected, got in zip(*found, strict=True):
+        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12)
