@@ -12,9 +12,9 @@ Stand-ins (documented in ``data/README.md``):
   in 28x28 like MNIST, with a fixed stratified 70/30 train/test split.
 - ``cifar10``: "shapes10", ten classes of procedurally drawn 32x32 colour images (shapes,
   stripes, textures) at random positions, sizes and colours over noisy backgrounds.
-- ``flowers102`` (the transfer-learning target, 10 labelled photos per class online):
-  "newshapes10", ten shapes drawn the same way that shapes10 does not have, so that a network
-  pretrained on shapes10 (``course_utils.transfer``) has something to transfer.
+- ``flowers102`` (the transfer-learning target, 10 labelled photos per class online, and a
+  "val" split too): "newshapes10", ten shapes drawn the same way that shapes10 does not have, so
+  that a network pretrained on shapes10 (``course_utils.transfer``) has something to transfer.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ DATASETS = ("mnist", "cifar10", "flowers102")
 #: Cache folder torchvision creates for each dataset (named in messages about a broken cache).
 CACHE_FOLDERS = {"mnist": "MNIST", "cifar10": "cifar-10-batches-py", "flowers102": "flowers-102"}
 SPLITS = ("train", "test")
+#: Flowers-102 also has its official validation split (10 photos per class).
+FLOWERS_SPLITS = ("train", "val", "test")
 SHAPES10_CLASSES = (
     "disk",
     "square",
@@ -75,7 +77,7 @@ class ImageData:
 
 
 @contextmanager
-def _network_timeout(seconds: float):
+def network_timeout(seconds: float):
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
@@ -93,13 +95,23 @@ def load_dataset(
     timeout: float = 10.0,
     quiet: bool = False,
     size: int = 64,
+    transform=None,
+    per_class: int | None = None,
 ) -> ImageData:
     """The ``split`` of dataset ``name`` ("mnist", "cifar10" or "flowers102"), real or stand-in
-    (see module doc). ``size``: the side Flowers-102's photos are resized and centre-cropped to."""
+    (see module doc). Flowers-102 only: ``split`` may also be "val"; each photo is resized and
+    centre-cropped to ``size`` x ``size``, or prepared by ``transform`` (a pretrained network's
+    ``weights.transforms()``; then ``x`` is normalised as that network expects, and the stand-in
+    is left as it is); ``per_class`` keeps the first that many photos of each class."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    splits = FLOWERS_SPLITS if name == "flowers102" else SPLITS
+    if split not in splits:
+        raise ValueError(
+            f"{name} has no split {split!r}; choose {' or '.join(repr(s) for s in splits)}"
+        )
+    if per_class is not None and (isinstance(per_class, bool) or per_class < 1):
+        raise ValueError(f"per_class must be a whole number >= 1 or None; got {per_class!r}")
     root = Path(root) if root is not None else data_dir()
     if is_offline():
         reason = "offline mode (COURSE_OFFLINE=1)"
@@ -107,15 +119,25 @@ def load_dataset(
         reason = _FAILED[name, root]
     else:
         try:
-            with _network_timeout(timeout):
-                return _torchvision(name, split, root, download, size)
+            with network_timeout(timeout):
+                return _torchvision(name, split, root, download, size, transform, per_class)
         # torchvision raises URLError, OSError, RuntimeError, ValueError...: any of them falls back
         except Exception as exc:
             reason = _FAILED[name, root] = _explain(name, root, exc)
     data = _STANDINS[name](split)
+    if per_class is not None:
+        data = first_per_class(data, per_class)
     if not quiet:
         print(f"⚠ {name} {split}: using the stand-in, {data.source} ({reason})")
     return data
+
+
+def first_per_class(data: ImageData, per_class: int) -> ImageData:
+    """The first ``per_class`` images of each class of ``data``, in their order."""
+    keep = torch.cat([torch.nonzero(data.y == c).flatten()[:per_class] for c in data.y.unique()])
+    keep = keep.sort().values
+    source = f"{data.source}, the first {per_class} of each class ({len(keep):,} images)"
+    return ImageData(data.x[keep], data.y[keep], data.classes, source, data.standin)
 
 
 #: (dataset, cache root) -> why the real data could not be had; later calls do not retry.
@@ -134,13 +156,15 @@ def _explain(name: str, root: Path, exc: Exception) -> str:
     return f"download failed ({detail}); connect to the internet for the real data"
 
 
-def _torchvision(name: str, split: str, root: Path, download: bool, size: int) -> ImageData:
+def _torchvision(
+    name: str, split: str, root: Path, download: bool, size: int, transform, per_class
+) -> ImageData:
     from torchvision import datasets
 
     root.mkdir(parents=True, exist_ok=True)
     train = split == "train"
     if name == "flowers102":
-        return _flowers(split, root, download, size)
+        return _flowers(split, root, download, size, transform, per_class)
     if name == "mnist":
         ds = datasets.MNIST(root, train=train, download=download)
         x = ds.data.unsqueeze(1).float() / 255.0
@@ -150,18 +174,20 @@ def _torchvision(name: str, split: str, root: Path, download: bool, size: int) -
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float() / 255.0
         classes = tuple(ds.classes)
     y = torch.as_tensor(ds.targets, dtype=torch.int64)
-    return ImageData(
+    data = ImageData(
         x.contiguous(),
         y,
         classes,
         f"torchvision {type(ds).__name__} ({split}, {len(y):,} images)",
         False,
     )
+    return data if per_class is None else first_per_class(data, per_class)
 
 
-def _flowers(split: str, root: Path, download: bool, size: int) -> ImageData:
-    """Oxford Flowers-102: 102 classes, 10 training photos per class (the official "train" split),
-    and the official test split; each photo resized and centre-cropped to size x size."""
+def _flowers(split: str, root: Path, download: bool, size: int, transform, per_class) -> ImageData:
+    """Oxford Flowers-102: 102 classes, 10 photos per class in the official "train" and "val"
+    splits, 6,149 in "test"; each photo resized and centre-cropped to size x size, or prepared by
+    ``transform``; ``per_class``: only the first that many photos of each class are read."""
     from torchvision import datasets
     from torchvision.transforms import v2
 
@@ -173,15 +199,23 @@ def _flowers(split: str, root: Path, download: bool, size: int) -> ImageData:
             v2.ToDtype(torch.float32, scale=True),
         ]
     )
-    ds = datasets.Flowers102(root, split=split, download=download, transform=resize)
-    images, labels = zip(*(ds[i] for i in range(len(ds))), strict=True)
-    x, y = torch.stack(images), torch.as_tensor(labels, dtype=torch.int64)
+    ds = datasets.Flowers102(root, split=split, download=download, transform=transform or resize)
+    labels = torch.as_tensor(ds._labels, dtype=torch.int64)  # known without reading the photos
+    keep = range(len(ds))
+    if per_class is not None:
+        keep = sorted(
+            i for c in labels.unique() for i in torch.nonzero(labels == c)[:per_class, 0].tolist()
+        )
+    images = [ds[i][0] for i in keep]
+    x, y = torch.stack(images), labels[list(keep)]
     classes = tuple(getattr(ds, "classes", None) or (f"flower {i}" for i in range(102)))
+    shape = "x".join(str(d) for d in x.shape[-2:])
+    prepared = f"prepared by {type(transform).__name__}" if transform is not None else "resized"
     return ImageData(
-        x.contiguous(),
+        x.float().contiguous(),
         y,
         classes,
-        f"torchvision Flowers102 ({split}, {len(y):,} photos at {size}x{size})",
+        f"torchvision Flowers102 ({split}, {len(y):,} photos {prepared} to {shape})",
         False,
     )
 
@@ -308,8 +342,8 @@ def _shapes(split: str) -> ImageData:
 
 
 def _newshapes(split: str) -> ImageData:
-    n = {"train": 1_000, "test": 1_000}[split]
-    x, y = newshapes10(n, seed=2 if split == "train" else 3)
+    n = 1_000
+    x, y = newshapes10(n, seed={"train": 2, "test": 3, "val": 4}[split])
     source = (
         f"newshapes10, procedurally drawn 32x32 colour images of 10 shapes absent from shapes10 "
         f"({split}, {n:,} images)"
@@ -318,6 +352,16 @@ def _newshapes(split: str) -> ImageData:
 
 
 _STANDINS = {"mnist": _digits, "cifar10": _shapes, "flowers102": _newshapes}
+
+
+def standin(name: str, split: str) -> ImageData:
+    """The stand-in for dataset ``name``'s ``split``, whatever the network (see module doc)."""
+    if name not in _STANDINS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    splits = FLOWERS_SPLITS if name == "flowers102" else SPLITS
+    if split not in splits:
+        raise ValueError(f"{name} has no split {split!r}; choose one of {', '.join(splits)}")
+    return _STANDINS[name](split)
 
 
 def pad_to(x: torch.Tensor, size: int) -> torch.Tensor:

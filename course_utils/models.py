@@ -398,6 +398,12 @@ class SmallCNN(nn.Module):
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(channels, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise _bad_input("SmallCNN", "colour images (N, 3, H, W)", x)
-        return self.classifier(self.features(x))
+        return self.classifier(self.features(_colour_images(x)))
+
+
+@torch.fx.wrap  # kept whole in traced graphs, so torchvision's feature extractor can trace SmallCNN
+def _colour_images(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself when it is a batch of colour images (N, 3, H, W); else the error that says so."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise _bad_input("SmallCNN", "colour images (N, 3, H, W)", x)
+    return x

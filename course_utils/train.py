@@ -135,14 +135,15 @@ def fit(
     """Train ``model`` on ``train`` (batches of (x, y)) for ``epochs``; evaluate on ``val`` each epoch.
 
     Uses AdamW (or ``optimizer``), cross-entropy, mixed precision by device, ``channels_last`` on GPU
-    (default), optional ``torch.compile``, ``scheduler="onecycle"`` for a one-cycle learning rate,
-    and ``max_grad_norm`` to clip the gradients' global norm (steadies deep networks without
+    (default), optional ``torch.compile``, ``scheduler="onecycle"`` for a one-cycle learning rate
+    (peak ``lr``) or ``"cosine"`` for a cosine decay to zero from each parameter group's own
+    learning rate, and ``max_grad_norm`` to clip the gradients' global norm (steadies deep networks without
     normalisation layers at high learning rates).
     """
     from tqdm.auto import tqdm
 
-    if scheduler not in (None, "onecycle"):
-        raise ValueError(f'scheduler must be None or "onecycle"; got {scheduler!r}')
+    if scheduler not in (None, "onecycle", "cosine"):
+        raise ValueError(f'scheduler must be None, "onecycle" or "cosine"; got {scheduler!r}')
     first = next(iter(train), None)
     if first is None:
         raise ValueError(
@@ -165,11 +166,12 @@ def fit(
     optimizer = optimizer or torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None
     )
-    sched = (
-        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * len(train))
-        if scheduler == "onecycle"
-        else None
-    )
+    total_steps = epochs * len(train)
+    sched = None
+    if scheduler == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    elif scheduler == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler)
     history = history or History()
     for epoch in range(len(history) + 1, len(history) + epochs + 1):

@@ -189,3 +189,78 @@ def learning_curves(*histories, labels=None):
     acc_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def accuracy_vs_labels(results, *, title: str = "", chance: float | None = None):
+    """Mean test accuracy against labels per class, one line per method, with a band of one
+    standard deviation over seeds; ``results``: a ``transfer_methods.Results``."""
+    summary = results.summary(("method", "k"))
+    ks = list(dict.fromkeys(k for _, k in summary))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    for method in dict.fromkeys(m for m, _ in summary):
+        points = [(i, *summary[method, k][:2]) for i, k in enumerate(ks) if (method, k) in summary]
+        x, mean, std = (np.asarray(v, dtype=float) for v in zip(*points, strict=True))
+        line = ax.plot(x, mean, "o-", label=method)[0]
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle=":", label="chance")
+    ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+    ax.set(xlabel="labelled images per class", ylabel="test accuracy", ylim=(0, 1.02), title=title)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def weights_scatter(rows, *, highlight=("alexnet", "resnet18")):
+    """ImageNet-1K top-1 accuracy against parameters and against GFLOPS (log scales), one point
+    per weight of ``pretrained.weights_table()``; the models in ``highlight`` are labelled."""
+    rows = [r for r in rows if r["acc@1"] is not None]
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, key, label in (
+        (axes[0], "params_m", "parameters (millions)"),
+        (axes[1], "gflops", "GFLOPS per image"),
+    ):
+        shown = [r for r in rows if r[key]]
+        ax.scatter([r[key] for r in shown], [r["acc@1"] for r in shown], s=12, alpha=0.6)
+        for r in shown:
+            if r["model"] in highlight:
+                ax.scatter(r[key], r["acc@1"], s=40, color="C3")
+                ax.annotate(
+                    r["weights"].split("_Weights")[0],
+                    (r[key], r["acc@1"]),
+                    fontsize=8,
+                    xytext=(4, -10),
+                    textcoords="offset points",
+                )
+        ax.set(xscale="log", xlabel=label)
+    axes[0].set_ylabel("ImageNet-1K top-1 accuracy (%)")
+    fig.suptitle(f"{len(rows)} classification weights in torchvision, from their metadata")
+    fig.tight_layout()
+    return fig
+
+
+def layer_probes(*curves):
+    """Linear-probe accuracy block by block; ``curves``: (label, Results of
+    ``Experiment.layer_probes``) pairs, drawn for every method and k they hold."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    blocks: list = []
+    for label, results in curves:
+        summary = results.summary(("method", "k", "block"))
+        blocks = blocks or list(dict.fromkeys(b for *_, b in summary))
+        for method, k in dict.fromkeys((m, k) for m, k, _ in summary):
+            mean, std = zip(*(summary[method, k, b][:2] for b in blocks), strict=True)
+            mean, std = np.asarray(mean), np.asarray(std)
+            line = ax.plot(range(len(blocks)), mean, "o-", label=f"{label}: {method}, {k}/class")[0]
+            ax.fill_between(
+                range(len(blocks)), mean - std, mean + std, color=line.get_color(), alpha=0.15
+            )
+    ax.set_xticks(range(len(blocks)), blocks)
+    ax.set(
+        xlabel="block whose output the probe reads", ylabel="probe test accuracy", ylim=(0, 1.02)
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

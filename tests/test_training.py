@@ -33,7 +33,7 @@ def test_unknown_dataset_and_split_are_named():
         ValueError, match="unknown dataset 'imagenet'; choose one of mnist, cifar10"
     ):
         datasets.load_dataset("imagenet")
-    with pytest.raises(ValueError, match="unknown split 'val'"):
+    with pytest.raises(ValueError, match="mnist has no split 'val'; choose 'train' or 'test'"):
         datasets.load_dataset("mnist", "val")
 
 
@@ -213,7 +213,7 @@ def test_fit_checks_the_labels_and_logits_before_training():
 def test_fit_refuses_an_unknown_scheduler_and_empty_data():
     loader = DeviceLoader(torch.zeros(8, 1, 32, 32), torch.zeros(8, dtype=torch.long), batch_size=4)
     with pytest.raises(
-        ValueError, match=r'scheduler must be None or "onecycle"; got \'one-cycle\''
+        ValueError, match=r'scheduler must be None, "onecycle" or "cosine"; got \'one-cycle\''
     ):
         train.fit(models.LeNet5(), loader, epochs=1, scheduler="one-cycle", progress=False)
     empty = DeviceLoader(torch.zeros(0, 1, 32, 32), torch.zeros(0, dtype=torch.long), batch_size=4)

@@ -7,7 +7,6 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from course_utils import datasets, train, transfer
-from course_utils.env import repo_root
 
 
 def test_flowers_standin_is_a_balanced_deterministic_new_label_set(capsys):
@@ -39,7 +38,7 @@ def test_flowers_download_failure_falls_back(monkeypatch, tmp_path, capsys):
 
 def test_shipped_source_network_matches_its_recorded_hash_and_readme(root):
     path = transfer.source_path()
-    assert path == root / "data" / "transfer_source.pt"
+    assert path == root / "course_utils" / "assets" / "transfer_source.pt"
     recorded = path.with_suffix(".pt.sha256").read_text().split()[0]
     assert train.sha256(path) == recorded
     assert recorded in (root / "data" / "README.md").read_text(), (
@@ -52,17 +51,78 @@ def test_shipped_source_network_matches_its_recorded_hash_and_readme(root):
     assert accuracy > 0.9, f"the source network should know shapes10; got {accuracy:.2%}"
 
 
-def test_a_tampered_source_network_is_refused_and_kept(tmp_path, monkeypatch):
-    copy = tmp_path / "data"
-    copy.mkdir()
+def test_a_tampered_or_missing_source_network_is_refused_and_kept(tmp_path, monkeypatch):
     for name in ("transfer_source.pt", "transfer_source.pt.sha256"):
-        shutil.copy(repo_root() / "data" / name, copy / name)
-    raw = (copy / "transfer_source.pt").read_bytes()
-    (copy / "transfer_source.pt").write_bytes(raw[:-4] + b"oops")
-    monkeypatch.setattr(transfer, "repo_root", lambda: tmp_path)
+        shutil.copy(transfer.source_path().parent / name, tmp_path / name)
+    raw = (tmp_path / "transfer_source.pt").read_bytes()
+    (tmp_path / "transfer_source.pt").write_bytes(raw[:-4] + b"oops")
+    monkeypatch.setattr(transfer, "source_path", lambda: tmp_path / "transfer_source.pt")
     with pytest.raises(train.CheckpointError, match="does not match its sha256"):
         transfer.source_network()
-    assert (copy / "transfer_source.pt").stat().st_size == len(raw)
+    assert (tmp_path / "transfer_source.pt").stat().st_size == len(raw)
+    monkeypatch.setattr(transfer, "source_path", lambda: tmp_path / "gone.pt")
+    with pytest.raises(FileNotFoundError, match="reinstall the package"):
+        transfer.source_network()
+
+
+LOAD_SOURCE = (
+    "import sys, torch; from course_utils import transfer, datasets; "
+    "x, y = datasets.shapes10(100, seed=5); model = transfer.source_network(); "
+    "print(transfer.source_path()); "
+    "print((model(x).argmax(1) == y).float().mean().item())"
+)
+
+
+def _loads_the_source_network(python_path, cwd):
+    """Run LOAD_SOURCE with only ``python_path`` added to the path, from ``cwd``; return the
+    file it loaded and its shapes10 accuracy."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(python_path), "COURSE_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_SOURCE],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    path, accuracy = done.stdout.split()[-2:]
+    return path, float(accuracy)
+
+
+def test_the_source_network_ships_inside_a_pip_installed_package(root, tmp_path):
+    """As in Colab: the package installed by pip, far from any checkout of the course."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(
+        root / "course_utils", source / "course_utils", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(source)],
+        check=True, capture_output=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path, accuracy = _loads_the_source_network(site, elsewhere)
+    assert path.startswith(str(site)) and accuracy > 0.9
+
+
+def test_the_source_network_ships_in_the_student_release(root, tmp_path):
+    from course_utils.grading.release import build_release
+
+    build_release(tmp_path / "release", repo_url="https://github.com/someone/cnn-course")
+    path, accuracy = _loads_the_source_network(tmp_path / "release", tmp_path)
+    assert path.startswith(str(tmp_path / "release")) and accuracy > 0.9
 
 
 def test_source_features_beat_raw_pixels_with_five_labels_per_class():
@@ -101,6 +161,7 @@ def test_flowers_photos_are_resized_to_square_float_tensors(monkeypatch, tmp_pat
 
     class ThreePhotos:
         classes = ["pink primrose", "sweet pea"]
+        _labels = [0, 1, 0]
 
         def __init__(self, root, split, download, transform):
             self.transform = transform
@@ -115,8 +176,8 @@ def test_flowers_photos_are_resized_to_square_float_tensors(monkeypatch, tmp_pat
             return self.transform(Image.fromarray(pixels)), i % 2
 
     monkeypatch.setattr(torchvision.datasets, "Flowers102", ThreePhotos)
-    data = datasets._torchvision("flowers102", "train", tmp_path, False, 48)
+    data = datasets._torchvision("flowers102", "train", tmp_path, False, 48, None, None)
     assert data.x.shape == (3, 3, 48, 48) and data.x.dtype == torch.float32
     assert 0.0 <= data.x.min() and data.x.max() <= 1.0
     assert data.y.tolist() == [0, 1, 0] and data.classes == ("pink primrose", "sweet pea")
-    assert not data.standin and "Flowers102 (train, 3 photos at 48x48)" in data.source
+    assert not data.standin and "Flowers102 (train, 3 photos resized to 48x48)" in data.source
