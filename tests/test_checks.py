@@ -657,6 +657,8 @@ def _kinds(args, kwargs) -> tuple:
     import torch
 
     def kind(value):
+        if isinstance(value, torch.nn.Module):
+            return "Module"
         if isinstance(value, (torch.Tensor, np.ndarray)):
             return f"{type(value).__name__}[{value.dtype}]"
         if isinstance(value, (list, tuple)):
@@ -675,7 +677,7 @@ def test_grading_calls_each_function_the_way_its_public_check_does(exercise_id):
 
     from course_utils.grading import wire
     from course_utils.grading.hidden import hidden_tests
-    from course_utils.grading.sandbox import student_arguments
+    from course_utils.grading.sandbox import harness_function, student_arguments
 
     name = checks.registry()[exercise_id].names[0]
     solved = next(ns[name] for ns in SOLVED.values() if name in ns)
@@ -687,10 +689,21 @@ def test_grading_calls_each_function_the_way_its_public_check_does(exercise_id):
 
     assert run_check(exercise_id, {name: spy}).status == PASSED
     test = hidden_tests()[exercise_id]
+    seen = set()
+
+    def recorded(*args, **kwargs):
+        seen.add(_kinds(args, kwargs))
+        return solved(*args, **kwargs)
+
     for args, kwargs in test.cases(np.random.default_rng(0)):
         sent = {"args": list(args), "kwargs": kwargs, "as_torch": test.as_torch}
         received = wire.decode(json.loads(json.dumps(wire.encode(sent))))
-        hidden = _kinds(*student_arguments(received))
+        arguments, keywords = student_arguments(received)
+        if test.harness is None:
+            seen.add(_kinds(arguments, keywords))
+        else:  # the harness builds the student's inputs from the hidden numbers
+            harness_function(test.harness)(recorded, *arguments, **keywords)
+    for hidden in seen:
         assert hidden in public, f"grading calls {name}{hidden}; the public check only {public}"
 
 

@@ -58,7 +58,7 @@ def test_no_solution_line_and_no_hidden_test_text_is_released(built, root):
     hidden = {h for h in hidden - _public_lines(root) if len(h) > 3}
     assert hidden
     for path in out.rglob("*"):
-        if path.is_file():
+        if path.is_file() and path.suffix != ".pt":  # the shipped source network, checked by sha256
             text = path.read_text(encoding="utf-8")
             lines = {line.strip() for line in text.splitlines()}
             if path.suffix == ".ipynb":

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from course_utils import notebooks
 from course_utils.checks import SINGLE_PRECISION, registry, rounding_only
+from course_utils.checks.harnesses import VERDICTS
 from course_utils.env import repo_root
 from course_utils.grading import submission, wire
 from course_utils.grading.hidden import HIDDEN_DIR, HiddenTest, hidden_tests
@@ -113,7 +114,7 @@ def _calls(source: SourceNotebook) -> tuple[list[dict], dict[str, HiddenTest]]:
                     "kwargs": kwargs,
                     "pick": pick,
                     "as_torch": test.as_torch,
-                    "summarize": test.summarize,
+                    "harness": test.harness,
                 }
             )
     return calls, tests
@@ -152,6 +153,11 @@ def _case_problem(
             return "the exercise cell does not define the function"
         if error == "ReturnedNone":
             return "a call returned None: does the function end with `return <result>`?"
+        if error.startswith("Verdict:"):  # worded from the grader's own table
+            meaning = VERDICTS.get(error.removeprefix("Verdict:"))
+            return (
+                f"on a hidden case, {meaning}" if meaning else "a call broke a rule of the exercise"
+            )
         return f"a call raised {error}"
     not_numbers = "a call returned something that is not an array of numbers"
     if value is None:  # the sandbox sends no result for a value that holds no numbers

@@ -34,7 +34,7 @@ STUB = 'raise NotImplementedError("Exercise {id}: replace this line with your co
 STUDENT_README = """# Convolutional neural networks: the course notebooks
 
 Ordered Jupyter notebooks that take you from 1D convolution written as a matrix product to
-LeNet-5 and AlexNet. Work through them in order.
+LeNet-5, AlexNet and transfer learning. Work through them in order.
 
 ## Start
 

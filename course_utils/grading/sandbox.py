@@ -292,6 +292,25 @@ def student_arguments(call: dict) -> tuple[list, dict]:
     return [convert(a) for a in args], {k: convert(v) for k, v in kwargs.items()}
 
 
+def private_harnesses():
+    """A private copy of ``course_utils.checks.harnesses``, loaded from its file and kept out of
+    ``sys.modules``: made before any student code runs, it is out of reach of an exercise cell
+    that rebinds names in the course's modules."""
+    import importlib.util
+
+    from course_utils.checks import harnesses
+
+    spec = importlib.util.spec_from_file_location("_grading_harnesses", harnesses.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def harness_function(name: str):
+    """The harness ``name`` of a fresh private copy of the harness module (for tests)."""
+    return getattr(private_harnesses(), name)
+
+
 def result_array(value):
     """What a student's function returned, as float64 numbers (shape kept); None when it holds
     none. Tensors of any dtype are read, bfloat16 included, as the public checks read them."""
@@ -313,6 +332,7 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
 
     transform = TransformerManager().transform_cell
     namespace: dict = {"__name__": "__main__", "get_ipython": _Shell}
+    harnesses = private_harnesses()  # before any student code
 
     def stage(name: str, run) -> None:
         if name in skip:
@@ -322,7 +342,12 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
             run()
             wire.send(fd, {"t": "end", "stage": name, "ok": True})
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
-            wire.send(fd, {"t": "end", "stage": name, "ok": False, "error": type(exc).__name__})
+            error = type(exc).__name__
+            if isinstance(
+                exc, harnesses.Verdict
+            ):  # only the private copy's: a rule it found broken
+                error = f"Verdict:{exc.code}"
+            wire.send(fd, {"t": "end", "stage": name, "ok": False, "error": error})
 
     def run_cell(src: str):
         return lambda: exec(compile(transform(src), "<cell>", "exec"), namespace)
@@ -340,15 +365,14 @@ def _execute_stages(job: dict, skip: set[str], fd: int) -> None:
             if not callable(fn):
                 raise LookupError(call["name"])
             args, kwargs = student_arguments(call)
-            value = fn(*args, **kwargs)
+            if call.get("harness"):  # it builds the inputs, calls fn and returns numbers
+                value = getattr(harnesses, call["harness"])(fn, *args, **kwargs)
+            else:
+                value = fn(*args, **kwargs)
             if value is None:
                 raise ReturnedNone(call["name"])  # named in the feedback: a missing `return`
             if call.get("pick") is not None:
                 value = value[call["pick"]]
-            if call.get("summarize"):
-                from course_utils.models import describe
-
-                value = describe(value)
             numbers = result_array(value)
             if numbers is not None:  # else no result: the grader says "not an array of numbers"
                 wire.send(fd, {"t": "result", "stage": name, "value": wire.encode(numbers)})

@@ -32,7 +32,7 @@ class HiddenTest:
     rtol: float = 1e-5
     picks: tuple = (None,)
     as_torch: bool = False
-    summarize: bool = False
+    harness: str | None = None
     slips: Callable[..., Mapping[str, object]] | None = None
 
     def expected_for(self, call: dict) -> np.ndarray:
@@ -65,8 +65,10 @@ def hidden(exercise_id: str, *, points: float, expected: Callable[..., np.ndarra
     """Register the decorated case generator as the hidden test of ``exercise_id``.
 
     ``options``: ``atol``, ``rtol``; ``picks`` (indices into a tuple result, each graded as a
-    case); ``as_torch`` (inputs reach the student's function as tensors); ``summarize`` (the
-    result is a model, graded by :func:`course_utils.models.describe`); ``slips`` (the public
+    case); ``as_torch`` (inputs reach the student's function as tensors); ``harness`` (the
+    name of a function of ``course_utils.checks.harnesses``, called in the sandbox as
+    ``harness(student_fn, *args, **kwargs)``: it builds what plain numbers cannot carry, such as
+    a network, calls the student's function and returns plain numbers); ``slips`` (the public
     check's function giving, for the same arguments, what each common mistake returns, so that
     feedback names the mistake).
     """

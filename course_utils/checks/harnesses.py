@@ -1,0 +1,269 @@
+"""Harnesses for exercises whose answer is about objects plain numbers cannot carry (a network,
+an optimizer's parameter groups): they build the inputs from numbers, call the student's function,
+observe what it did and return plain numbers. The public checks use the same builders and
+observations; during grading the sandbox calls the ``graded_*`` functions on hidden numbers.
+
+The sandbox loads a private copy of this module before any student code runs, so an exercise
+cell that rebinds names here (or in the public check modules) changes nothing in grading. A
+harness reports a broken rule by raising :class:`Verdict` with a code of :data:`VERDICTS`; the
+grader words it from its own copy of that table, never from text the student's process sent.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+#: What each verdict code means, for the student.
+VERDICTS = {
+    "graph": "the backbone ran with gradients on, which keeps every activation in memory for a "
+    "backward pass: compute the features inside `with torch.no_grad():`",
+    "statistics": "batch norm's running statistics changed, so the backbone ran in training mode: "
+    "call backbone.eval() first",
+    "weights": "the backbone's weights changed or got gradients: extraction must not train it",
+    "batch": "the backbone got more than batch_size images at once: give it x[start : start + "
+    "batch_size] at a time",
+    "not-groups": 'not a list of parameter groups, each a dict {"params": [...], "lr": number} '
+    "(params a list, not a set)",
+    "lr": "a group's lr is not a real number",
+    "duplicate": "a parameter appears in more than one group",
+    "frozen": "a group holds a frozen parameter (requires_grad=False): leave those out",
+    "empty": "a group has no parameters: a block with nothing to train gets no group",
+    "flags": "the function changed which parameters are trainable; it should only read them",
+    "not-parameters": "return a list of the parameters that train (each once)",
+}
+
+
+class Verdict(Exception):
+    """A broken rule of the exercise, named by a code of :data:`VERDICTS`."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(VERDICTS[code])
+        self.code = code
+
+
+# ----------------------------------------------------------------------------- lenet5
+
+
+def graded_lenet5(build_lenet5, activation):
+    """The network ``build_lenet5(activation)`` builds, summarised by ``models.describe``."""
+    from course_utils.models import describe
+
+    model = build_lenet5(activation)
+    return None if model is None else describe(model)
+
+
+# ----------------------------------------------------------------------------- frozen-features
+
+
+class Recorder(nn.Module):
+    """An identity layer that records, for every batch it sees, its size and whether gradients
+    were on (also when called through ``.forward``, which skips hooks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((len(x), torch.is_grad_enabled()))
+        return x
+
+
+def feature_backbone(seed: int, *, dropout: bool = False) -> nn.Sequential:
+    """A small backbone in training mode, (N, 3, H, W) -> (N, 6, 1, 1): a :class:`Recorder`,
+    convolution, batch norm with running statistics far from the identity, ReLU, [dropout,]
+    global average pooling."""
+    g = torch.Generator().manual_seed(seed)
+    layers = [Recorder(), nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU()]
+    layers += [nn.Dropout(0.5)] if dropout else []
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g))
+        model[2].running_mean.copy_(torch.randn(6, generator=g))
+        model[2].running_var.copy_(0.5 + torch.rand(6, generator=g))
+    return model.train()
+
+
+def inspect_extraction(run, backbone: nn.Sequential, batch_size: int):
+    """``run()``, the student's function on ``backbone``; return what it returned, after raising
+    the :class:`Verdict` of the first rule it broke (graph, statistics, weights, batch)."""
+    buffers = [b.clone() for b in backbone.buffers()]
+    weights = [p.detach().clone() for p in backbone.parameters()]
+    got = run()
+    seen = backbone[0].seen
+    if (isinstance(got, torch.Tensor) and got.requires_grad) or any(grad for _, grad in seen):
+        raise Verdict("graph")
+    if any(not torch.equal(a, b) for a, b in zip(buffers, backbone.buffers(), strict=True)):
+        raise Verdict("statistics")
+    params = list(backbone.parameters())
+    if any(p.grad is not None for p in params) or any(
+        not torch.equal(a, p) for a, p in zip(weights, params, strict=True)
+    ):
+        raise Verdict("weights")
+    if max((size for size, _ in seen), default=0) > batch_size:
+        raise Verdict("batch")
+    return got
+
+
+def graded_frozen_features(frozen_features, x, batch_size, seed):
+    """The features of hidden images ``x`` on backbone ``seed`` (with dropout when seed is odd),
+    as returned (shape kept)."""
+    backbone = feature_backbone(int(seed), dropout=int(seed) % 2 == 1)
+    images = torch.from_numpy(x)
+    return inspect_extraction(
+        lambda: frozen_features(backbone, images, batch_size=int(batch_size)),
+        backbone,
+        int(batch_size),
+    )
+
+
+# ----------------------------------------------------------------------------- lr-groups
+
+#: Block kinds of the networks the lr-groups checks build, by code (hidden cases send codes).
+BLOCK_KINDS = ("conv", "relu", "frozen", "half frozen", "head")
+
+
+def lr_blocks(codes) -> list[nn.Module]:
+    """Blocks from the input up, one per code of :data:`BLOCK_KINDS`: conv + batch norm (all
+    trainable, all frozen, or the convolution frozen), a ReLU, or a linear head."""
+    torch.manual_seed(0)
+    built = []
+    for code in codes:
+        kind = BLOCK_KINDS[int(code)]
+        if kind == "relu":
+            built.append(nn.ReLU())
+        elif kind == "head":
+            built.append(nn.Linear(4, 3))
+        else:
+            block = nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4))
+            for module in {"conv": [], "frozen": [block], "half frozen": [block[0]]}[kind]:
+                module.requires_grad_(False)
+            built.append(block)
+    return built
+
+
+def _rate(lr) -> float:
+    """A group's learning rate as a float; :class:`Verdict` "lr" for anything but a real number."""
+    if isinstance(lr, torch.Tensor) and lr.numel() == 1 and lr.is_floating_point():
+        lr = lr.detach().item()
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise Verdict("lr")
+    return float(lr)
+
+
+def lrs_seen(blocks, groups) -> np.ndarray:
+    """The learning rate an SGD optimizer built from ``groups`` (as they are) gives each
+    parameter of ``blocks``, 0 for a parameter in no group; :class:`Verdict` for groups that break
+    a rule (not groups, lr not a number, a parameter twice, a frozen parameter, an empty group)."""
+    if not isinstance(groups, (list, tuple)) or not all(
+        isinstance(g, dict) and {"params", "lr"} <= set(g) for g in groups
+    ):
+        raise Verdict("not-groups")
+    rates = [_rate(g["lr"]) for g in groups]
+    try:
+        optimizer = torch.optim.SGD(list(groups), lr=0.0)
+    except ValueError as exc:
+        raise Verdict("duplicate" if "more than one" in str(exc) else "not-groups") from None
+    except TypeError:
+        raise Verdict("not-groups") from None
+    seen = {}
+    for group, rate in zip(optimizer.param_groups, rates, strict=True):
+        if not group["params"]:
+            raise Verdict("empty")
+        for p in group["params"]:
+            if not p.requires_grad:
+                raise Verdict("frozen")
+            seen[id(p)] = rate
+    return np.asarray([seen.get(id(p), 0.0) for b in blocks for p in b.parameters()])
+
+
+def trainable(blocks) -> list[bool]:
+    """``requires_grad`` of every parameter of ``blocks``, in order."""
+    return [p.requires_grad for b in blocks for p in b.parameters()]
+
+
+def graded_lr_groups(layerwise_param_groups, codes, head_lr, decay):
+    """The learning rate each parameter of the hidden network ``codes`` gets."""
+    blocks = lr_blocks(codes)
+    before = trainable(blocks)
+    groups = layerwise_param_groups(list(blocks), float(head_lr), float(decay))
+    if groups is None:
+        return None  # grading names a missing return
+    if trainable(blocks) != before:
+        raise Verdict("flags")
+    return lrs_seen(blocks, groups)
+
+
+# ----------------------------------------------------------------------------- norm-only
+
+
+def norm_network(kind: int) -> tuple[nn.Module, nn.Module]:
+    """(network, its head) of kind 0: batch norm at the top and nested, group norm nested, a
+    layer norm before the head; 1: torchvision's ResNet-18 (batch norm in its shortcut branches
+    too); 2: no norm layers; 3: a perceptron with batch, group and layer norm in a block and a
+    two-layer head; 4: torchvision's MobileNetV3-small; 5: convolutions with group norm at the top
+    and batch and layer norm nested, and a head of two layers."""
+    torch.manual_seed(kind)
+    if kind in (1, 4):
+        from torchvision.models import mobilenet_v3_small, resnet18
+
+        if kind == 1:
+            model = resnet18(weights=None, num_classes=5)
+            return model, model.fc
+        model = mobilenet_v3_small(weights=None, num_classes=4)
+        return model, model.classifier
+    if kind == 2:
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
+        return model, model[3]
+    if kind == 3:
+        block = nn.Sequential(
+            nn.Linear(6, 6), nn.BatchNorm1d(6), nn.GroupNorm(2, 6), nn.ReLU(), nn.LayerNorm(6)
+        )
+        head = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
+        return nn.Sequential(nn.Flatten(), block, head), head
+    if kind == 5:
+        inner = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.Flatten(), nn.LayerNorm(4))
+        head = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3))
+        stem = [nn.Conv2d(3, 4, 3), nn.GroupNorm(4, 4), nn.AdaptiveAvgPool2d(1)]
+        return nn.Sequential(*stem, inner, head), head
+    inner = nn.Sequential(
+        nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.GroupNorm(2, 4), nn.ReLU()
+    )
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), inner,
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(4), nn.Linear(4, 3),
+    )  # fmt: skip
+    return model, model[7]
+
+
+def trainable_after(train_only_norm_layers, model: nn.Module, head: nn.Module):
+    """Call the student's function; return (1 for each parameter of ``model`` whose
+    requires_grad is True after it, 1 for each in the list it returned), or None when it
+    returned None; :class:`Verdict` "not-parameters" for anything but parameters, each once."""
+    returned = train_only_norm_layers(model, head)
+    if returned is None:
+        return None
+    if isinstance(returned, (torch.Tensor, str, bytes, dict, set)):
+        raise Verdict("not-parameters")
+    try:
+        listed = list(returned)
+    except TypeError:
+        raise Verdict("not-parameters") from None
+    known = {id(p) for p in model.parameters()}
+    if len({id(p) for p in listed}) != len(listed) or any(id(p) not in known for p in listed):
+        raise Verdict("not-parameters")
+    flags = np.asarray([float(p.requires_grad) for p in model.parameters()])
+    ids = {id(p) for p in listed}
+    return flags, np.asarray([float(id(p) in ids) for p in model.parameters()])
+
+
+def graded_norm_only(train_only_norm_layers, kind):
+    """requires_grad of each parameter of network ``kind`` after the call, then membership of
+    each in the returned list."""
+    model, head = norm_network(int(kind))
+    seen = trainable_after(train_only_norm_layers, model, head)
+    return None if seen is None else np.concatenate(seen)
