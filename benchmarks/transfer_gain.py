@@ -1,117 +1,115 @@
-"""Does the offline source network help a few-label target? Prints one JSON line.
+"""How much does the offline source network buy a few-label target, against honest controls?
+Prints one JSON line.
 
-Source: ``models.SmallCNN`` pretrained on shapes10 (``data/transfer_source.pt``). Target:
-newshapes10 (``load_dataset("flowers102")`` offline), ten shapes the source never saw. For k
-labelled images per class (k in 1, 2, 5, 10, 20), test accuracy on 1,000 held-out images of:
-
-- ``scratch``: the same network from random weights;
-- ``fine_tuned``: the source network with a new classifier, pretrained layers at a tenth of the
-  new layer's learning rate;
-- ``linear_probe``: the frozen source features with logistic regression (scikit-learn).
-
-All trained for the same number of steps with the same augmentation, mean over ``--seeds``.
-The stand-in pair is a fair transfer target when ``fine_tuned`` and ``linear_probe`` beat
-``scratch`` at small k.
+Source: ``models.SmallCNN`` pretrained on shapes10 (the package's ``assets/transfer_source.pt``).
+Target: newshapes10, ten shapes the source never saw (1,000 labelled images to draw from, 1,000
+to choose the scratch baseline's recipe on, 1,000 to test on). For k labelled images per class,
+test accuracy of every method of ``course_utils.transfer_methods`` (fine-tuning variants,
+norm-only tuning, frozen-feature probes) and of the controls: scratch (learning rate and steps
+chosen per k on the validation set), a linear probe on random weights, logistic regression on
+the pixels; mean and standard deviation over ``--seeds`` draws and initialisations. The same code
+and, by default, the same budget as notebook 09 on a CPU. ``--far`` adds the digits target
+(transfer's worst case). The goal: at 5 labels per class the best transfer method beats both
+the tuned scratch baseline and the random-weights probe by at least 25 points.
 """
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import time
 
-import numpy as np
-import torch
-import torch.nn as nn
-
 os.environ.setdefault("COURSE_OFFLINE", "1")
 
-from course_utils import datasets, models, train, transfer  # noqa: E402
-from course_utils.loader import DeviceLoader  # noqa: E402
+import torch  # noqa: E402
+
+from course_utils import transfer  # noqa: E402
+from course_utils.transfer_methods import ALL, METHODS, Budget, Experiment  # noqa: E402
+
+TRANSFER = [m for m in METHODS if m not in ("scratch", "random probe", "pixels")]
 
 
-def few_labels(data, k: int, seed: int):
-    """k images of each class from ``data``, chosen by ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    picks = [
-        torch.nonzero(data.y == c).flatten()[
-            torch.randperm(int((data.y == c).sum()), generator=g)[:k]
-        ]
-        for c in range(len(data.classes))
-    ]
-    index = torch.cat(picks)
-    return data.x[index], data.y[index]
+def k_value(text: str):
+    return ALL if text == ALL else int(text)
 
 
-def train_target(model, x, y, *, steps: int, lr: float, pretrained: bool, seed: int) -> nn.Module:
-    head = list(model.classifier.parameters())
-    body = list(model.features.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": body, "lr": lr / 10 if pretrained else lr}, {"params": head, "lr": lr}],
-        weight_decay=5e-4,
-    )
-    batch = min(len(y), 64)
-    loader = DeviceLoader(x, y, batch_size=batch, crop_padding=2, flip=True, seed=seed)
-    epochs = max(1, round(steps / len(loader)))
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        train.fit(model, loader, epochs=epochs, optimizer=optimizer, progress=False)
-    return model
-
-
-def features(model, x):
-    model.eval()
-    with torch.no_grad():
-        return model.features(x).flatten(1).numpy()
+def run(pair, budget, methods, ks, seeds) -> dict:
+    experiment = Experiment(pair, budget=budget, progress=False)
+    recipes = experiment.tune_scratch(ks) if "scratch" in methods else {}
+    results = experiment.curve(methods, ks, seeds)
+    table = {
+        f"{method} @ {k}": {"mean": round(mean, 4), "std": round(std, 4), "n": n}
+        for (method, k), (mean, std, n) in results.summary().items()
+    }
+    return {
+        "target": pair.train.source,
+        "scratch_recipes": {str(k): r for k, r in recipes.items()},
+        "table": table,
+        "results": results,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10, 20])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--ks", type=k_value, nargs="+", default=[1, 2, 5, 10, ALL])
+    parser.add_argument("--steps", type=int, default=Budget.steps)
+    parser.add_argument("--batch-size", type=int, default=Budget.batch_size)
+    parser.add_argument("--scratch-lrs", type=float, nargs="+", default=list(Budget.scratch_lrs))
+    parser.add_argument("--scratch-steps", type=int, nargs="+", default=list(Budget.scratch_steps))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--far", action="store_true", help="also the digits target")
     args = parser.parse_args()
-    from sklearn.linear_model import LogisticRegression
-
-    target = datasets.load_dataset("flowers102", "train", quiet=True)
-    test = datasets.load_dataset("flowers102", "test", quiet=True)
-    test_loader = DeviceLoader(test.x, test.y, batch_size=500, shuffle=False)
-    source = transfer.source_network()
-    test_features = features(source, test.x)
-    start = time.perf_counter()
-    rows = []
-    for k in args.ks:
-        scores = {"scratch": [], "fine_tuned": [], "linear_probe": []}
-        for seed in range(args.seeds):
-            x, y = few_labels(target, k, seed)
-            torch.manual_seed(seed)
-            scratch = train_target(
-                models.SmallCNN(), x, y, steps=args.steps, lr=3e-3, pretrained=False, seed=seed
-            )
-            scores["scratch"].append(train.evaluate(scratch, test_loader)[1])
-            tuned = transfer.source_network()
-            torch.manual_seed(seed)
-            tuned.classifier = nn.Sequential(nn.Flatten(), nn.Linear(128, 10))
-            tuned = train_target(tuned, x, y, steps=args.steps, lr=3e-3, pretrained=True, seed=seed)
-            scores["fine_tuned"].append(train.evaluate(tuned, test_loader)[1])
-            probe = LogisticRegression(max_iter=2000).fit(features(source, x), y.numpy())
-            scores["linear_probe"].append(float(probe.score(test_features, test.y.numpy())))
-        rows.append(
-            {"k_per_class": k, **{name: round(float(np.mean(v)), 4) for name, v in scores.items()}}
-        )
-    print(
-        json.dumps(
-            {
-                "benchmark": "transfer_gain",
-                "source": "SmallCNN pretrained on shapes10 (data/transfer_source.pt)",
-                "target": target.source,
-                "steps": args.steps,
-                "seeds": args.seeds,
-                "seconds": round(time.perf_counter() - start, 1),
-                "results": rows,
-            }
-        )
+    torch.set_num_threads(os.cpu_count() or 1)
+    budget = Budget(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        scratch_lrs=tuple(args.scratch_lrs),
+        scratch_steps=tuple(args.scratch_steps),
     )
+    start = time.perf_counter()
+    pair = transfer.load_pair(None)
+    main_run = run(pair, budget, args.methods, args.ks, args.seeds)
+    figures = {
+        "benchmark": "transfer_gain",
+        "source": pair.source.source,
+        "target": main_run["target"],
+        "budget": budget.__dict__,
+        "seeds": args.seeds,
+        "scratch_recipes": main_run["scratch_recipes"],
+        "table": main_run["table"],
+    }
+    summary = main_run["results"].summary()
+    for k in args.ks:
+        present = [m for m in TRANSFER if (m, k) in summary]
+        if present and ("scratch", k) in summary and ("random probe", k) in summary:
+            best = max(present, key=lambda m: summary[m, k][0])
+            figures[f"gain_at_{k}"] = {
+                "best_transfer": best,
+                "over_scratch": round(summary[best, k][0] - summary["scratch", k][0], 4),
+                "over_random_probe": round(summary[best, k][0] - summary["random probe", k][0], 4),
+            }
+    if args.far:
+        far_methods = [
+            m
+            for m in (
+                "scratch",
+                "fine-tune",
+                "fine-tune, one lr",
+                "head only",
+                "norm-only",
+                "probe",
+                "pixels",
+            )
+            if m in args.methods
+        ]
+        far = run(transfer.digits_pair(pair.source), budget, far_methods, args.ks, args.seeds)
+        figures["far_target"] = {
+            "target": far["target"],
+            "scratch_recipes": far["scratch_recipes"],
+            "table": far["table"],
+        }
+    figures["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ SMALL_RUNS = {
     "import_time.py": [],
     "conv2d_speed.py": [],
     "grading_throughput.py": ["--n", "2", "--jobs", "1"],
-    "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1"],
+    "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1", "--scratch-lrs", "3e-3"]
+    + ["--scratch-steps", "2", "--far"],
     "notebook_times.py": ["--only", "01"],
     "training_loop.py": ["--tiny"],
 }
@@ -55,9 +56,12 @@ def test_benchmark_runs_and_prints_its_figures(root, script):
     elif script == "grading_throughput.py":
         assert figures["submissions"] == 2 and figures["statuses"] == {"graded": 2}
     elif script == "transfer_gain.py":
-        (result,) = figures["results"]
-        assert result["k_per_class"] == 1
-        assert all(0 <= result[m] <= 1 for m in ("scratch", "fine_tuned", "linear_probe"))
+        from course_utils.transfer_methods import METHODS
+
+        assert set(figures["table"]) == {f"{m} @ 1" for m in METHODS}
+        assert all(0 <= row["mean"] <= 1 and row["n"] == 1 for row in figures["table"].values())
+        assert figures["gain_at_1"]["best_transfer"] in METHODS
+        assert figures["scratch_recipes"]["1"]["steps"] == 2 and "far_target" in figures
     elif script == "training_loop.py":
         assert figures["tiny"] is True and figures["history_epochs"] == 1
         assert (
