@@ -1,44 +1,14 @@
-# The course's commands. `make run` and `make test` create .venv when it is missing.
-PYTHON ?= python3
-VENV ?= .venv
-PY := $(VENV)/bin/python
-PIP := $(PY) -m pip
-# Exact versions: the interpreter of .venv (or the one that will create it) picks its lock file
-CONSTRAINTS := $(shell $(if $(wildcard $(PY)),$(PY),$(PYTHON)) requirements/pins.py)
+# The course's commands. `make run` and `make test` create .venv when it is missing; the
+# targets that also work in the student release (install, lab, doctor) are in course.mk.
+include course.mk
 PYTEST_ARGS ?=
 
-.PHONY: run test test-lowest lab install install-dev lint format strip readme doctor lock clean
-
-$(PY):
-	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10 or newer is needed; found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
-	$(PYTHON) -m venv $(VENV)
-
-# Printed when pip fails; most often the pinned torch has no wheel for this computer
-TORCH_PIN := $(shell sed -n 's/^torch==//p' $(CONSTRAINTS))
-define INSTALL_FAILED
-
-pip could not install the exact versions pinned in $(CONSTRAINTS).
-If it found no matching torch: the pinned torch $(TORCH_PIN) has wheels for Linux (x86-64, aarch64),
-Windows (x86-64) and macOS 14 or newer on Apple silicon.
-- macOS 12 or 13 on Apple silicon: install without the pins (pip then picks an older torch that
-  runs there) and run the course without make (README, "Without make"):
-      $(PIP) install -e ".[dev]" && $(PY) -m course_utils run
-- Intel Mac (no PyTorch 2.3 or newer, the course's minimum, is built for it) or macOS 11: use Colab
-  (README, "Colab").
-If the error is about the network: pip needs the package index once; afterwards the course runs offline.
-endef
-export INSTALL_FAILED
-
-# The stamps record that an install with this pyproject.toml and constraints file succeeded.
-$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e . || { echo "$$INSTALL_FAILED" >&2; exit 1; }
-	@touch $@
+.PHONY: run test test-lowest install-dev lint format strip readme lock clean
 
 $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]" || { echo "$$INSTALL_FAILED" >&2; exit 1; }
 	@touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## run: execute every notebook headless into build/executed/ and print a table of results
@@ -58,10 +28,6 @@ test-lowest:
 	$(VENV)-lowest/bin/python -m pip install --quiet -c $(VENV)-lowest/floors.txt -e ".[dev]"
 	$(VENV)-lowest/bin/python -m pytest $(PYTEST_ARGS)
 
-## lab: JupyterLab on the notebooks (local address only; as root it adds --allow-root)
-lab: install
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
-
 lint: install-dev
 	$(VENV)/bin/ruff check course_utils tests benchmarks requirements notebooks conftest.py
 
@@ -75,9 +41,6 @@ strip: install-dev
 
 readme: install
 	$(PY) -m course_utils readme
-
-doctor: install
-	$(PY) -m course_utils doctor
 
 ## lock: re-pin the lock file of .venv's Python to what .venv holds
 lock: install-dev

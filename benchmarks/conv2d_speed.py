@@ -13,7 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from course_utils import notebooks
+from course_utils.instructor import notebooks
 
 
 def pin_allocator() -> bool:

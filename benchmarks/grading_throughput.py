@@ -16,9 +16,9 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils import notebooks
-from course_utils.grading.grade import grade_folder
-from course_utils.grading.release import release_notebook
+from course_utils.instructor import notebooks
+from course_utils.instructor.grading.grade import grade_folder
+from course_utils.instructor.release import release_notebook
 
 HOSTILE = {
     "loop": "def convolve(x, w):\n    while True:\n        pass\n",
@@ -26,6 +26,16 @@ HOSTILE = {
     "memory_bomb": "import numpy as np\ndef convolve(x, w):\n    return np.ones(50 * 2**30 // 8)\n",
     "fork_storm": "import os, time\nfor _ in range(200):\n    if os.fork() == 0:\n        time.sleep(60)\n",
     "patch_numpy": "import numpy as np\nnp.allclose = lambda *a, **k: True\ndef convolve(x, w):\n    return 0 * x\n",
+    "copy_solutions": (  # looks for any solution notebook on the machine (build/executed/, ...)
+        "import os, json\ndef convolve(x, w):\n    for parent, dirs, files in os.walk('/'):\n"
+        "        for f in files:\n            if f.endswith('.ipynb'):\n"
+        "                return np.zeros(1)\n    return 0 * x\n"
+    ),
+    "write_host": (
+        "def convolve(x, w):\n    for folder in ('/tmp', '/dev/shm', '/var/tmp'):\n"
+        "        try:\n            open(folder + '/left-behind', 'w').write('x')\n"
+        "        except OSError:\n            pass\n    return np.convolve(x, w)\n"
+    ),
 }
 
 

@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from course_utils import notebooks, runner
+from course_utils.instructor import notebooks, runner
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def check(exercise_id: str) -> None:
     _check(exercise_id, namespace=sys._getframe(1).f_globals)
 
 
-#: How :func:`headline` marks its line; ``course_utils.runner`` looks for it.
+#: How :func:`headline` marks its line; ``course_utils.instructor.runner`` looks for it.
 HEADLINE_PREFIX = "Headline: "
 
 

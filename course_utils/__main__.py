@@ -1,4 +1,5 @@
-"""The course CLI: ``python -m course_utils run | doctor | readme | strip | release | grade | gradescope``."""
+"""The course CLI: ``python -m course_utils doctor``, and in the course repository the
+instructor's commands ``run | readme | strip | release | grade | gradescope``."""
 
 from __future__ import annotations
 
@@ -6,48 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from course_utils import notebooks, runner
-    from course_utils.env import check_settings, is_fast, is_offline
-
-    found = notebooks.notebook_paths(args.notebooks_dir)
-    paths = (
-        [p for p in found if p.name[:2] in args.only or p.stem in args.only] if args.only else found
-    )
-    if not paths:
-        where = args.notebooks_dir or notebooks.notebooks_dir()
-        choices = f"; --only takes their numbers or names: {', '.join(p.stem for p in found)}"
-        print(
-            f"no notebooks matched in {where}" + (choices if found else ""),
-            file=sys.stderr,
-        )
-        return 2
-    if args.out.exists() and not args.out.is_dir():
-        print(
-            f"--out {args.out} is a file; name a folder for the executed notebooks", file=sys.stderr
-        )
-        return 2
-    try:  # a misspelt setting would stop every notebook at its setup cell: say it once instead
-        check_settings()
-    except ValueError as exc:
-        print(f"no notebook was run: {exc}", file=sys.stderr)
-        return 2
-    fast, offline = args.fast or is_fast(), args.offline or is_offline()
-    print(
-        f"executing {len(paths)} notebook(s) into {args.out}; "
-        f"{'fast' if fast else 'full'} mode; "
-        + (
-            "offline: stand-in datasets"
-            if offline
-            else "online: real datasets, stand-ins if a download fails"
-        )
-    )
-    results = runner.run_all(
-        paths, args.out, cell_timeout=args.cell_timeout, fast=args.fast, offline=args.offline
-    )
-    print(runner.format_table(results))
-    return 0 if all(r.status == "ok" for r in results) else 1
+#: The instructor's commands, named here so that a student release can say where they are.
+INSTRUCTOR_COMMANDS = ("run", "readme", "strip", "release", "grade", "gradescope", "gradescope-run")
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -56,252 +17,34 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.report()
 
 
-def _cmd_readme(args: argparse.Namespace) -> int:
-    from course_utils import notebooks
-
-    text = args.readme.read_text(encoding="utf-8")
-    updated = notebooks.render_readme(text, notebooks.readme_table(args.notebooks_dir))
-    if updated == text:
-        print(f"{args.readme}: notebook table is up to date")
-        return 0
-    if args.check:
-        print(
-            f"{args.readme}: notebook table is stale; run `python -m course_utils readme`",
-            file=sys.stderr,
-        )
-        return 1
-    args.readme.write_text(updated, encoding="utf-8")
-    print(f"{args.readme}: notebook table rewritten")
-    return 0
+def _has_instructor_tools() -> bool:
+    """Whether this copy of the package has its instructor subpackage (the release has not)."""
+    return (Path(__file__).resolve().parent / "instructor").is_dir()
 
 
-def _cmd_strip(args: argparse.Namespace) -> int:
-    import nbformat
-
-    from course_utils import notebooks
-
-    unreadable = 0
-    for path in args.paths or notebooks.notebook_paths():
-        try:
-            nb = notebooks.read(path)
-        except ValueError as exc:  # says which file and why; the others are still stripped
-            print(exc, file=sys.stderr)
-            unreadable += 1
-            continue
-        nbformat.write(notebooks.strip(nb), path)
-        print(f"stripped {path}")
-    return 1 if unreadable else 0
-
-
-def _cmd_release(args: argparse.Namespace) -> int:
-    from course_utils.env import repo_root
-    from course_utils.grading.release import build_release, repo_url_from_pyproject
-
-    root = repo_root()
-    repo_url = args.repo_url or (repo_url_from_pyproject(root) if root else "")
-    if not repo_url:
-        print(
-            "no repository URL: pass --repo-url or set [tool.course] repo_url in pyproject.toml",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        written = build_release(args.out, repo_url=repo_url, branch=args.branch)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"release not built: {exc}", file=sys.stderr)
-        return 2
+def _belongs_to_the_repository(command: str) -> int:
     print(
-        f"student release of {len(written)} notebook(s) in {args.out} (Colab installs from {repo_url}@{args.branch})"
+        f"`python -m course_utils {command}` belongs to the course repository (the "
+        "instructor's copy); this student release has only `python -m course_utils doctor`",
+        file=sys.stderr,
     )
-    return 0
-
-
-def _cmd_gradescope(args: argparse.Namespace) -> int:
-    from course_utils.env import repo_root
-    from course_utils.grading.gradescope import build_bundle
-
-    root = repo_root()
-    if root is None:
-        print(
-            "the bundle is built from the course repository (an editable install)", file=sys.stderr
-        )
-        return 2
-    if args.out.is_dir():
-        print(
-            f"--out {args.out} is a folder; name the zip file to write, "
-            f"e.g. --out {args.out / 'autograder.zip'}",
-            file=sys.stderr,
-        )
-        return 2
-    print(f"Gradescope autograder written to {build_bundle(args.out, root)}")
-    return 0
-
-
-def _cmd_gradescope_run(args: argparse.Namespace) -> int:
-    from course_utils.grading.gradescope import run_autograder
-    from course_utils.grading.sandbox import SandboxUnavailable
-
-    try:
-        results = run_autograder(args.root)
-    except SandboxUnavailable as exc:
-        print(f"not graded: {exc}", file=sys.stderr)
-        return 2
-    print(f"score {results['score']:g}")
-    return 0
-
-
-def _limits(args: argparse.Namespace):
-    from course_utils.grading.sandbox import Limits
-
-    return Limits(wall=args.wall, cell=args.cell_limit, call=args.call_limit)
-
-
-def _cmd_grade(args: argparse.Namespace) -> int:
-    from course_utils.grading.grade import grade_folder, stale_reports
-    from course_utils.grading.sandbox import SandboxUnavailable
-
-    try:
-        rows = grade_folder(
-            args.submissions,
-            args.out,
-            jobs=args.jobs,
-            limits=_limits(args),
-            only=args.only,
-            replace=args.replace,
-            progress=sys.stderr.isatty(),
-        )
-    except (SandboxUnavailable, FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"grading stopped before anyone was scored: {exc}", file=sys.stderr)
-        return 2
-    for row in rows:
-        print(
-            f"{row.student:<24} {row.notebook:<28} {row.score:>6g} / {row.max_score:<4g} {row.status:<9} {row.reason}"
-        )
-    print(
-        f"graded {len(rows)} notebook(s); reports in {args.out}: grades.csv, exercises.csv, "
-        "summary.md (per exercise, for the class) and <student>/feedback.md"
-    )
-    stale = stale_reports(rows, args.out)
-    if stale:
-        print(
-            f"note: {args.out} still holds an earlier run's reports for {len(stale)} student(s) "
-            f"not graded now and not in grades.csv: {', '.join(stale)}; they were left as they "
-            "were (delete those folders before uploading the reports)"
-        )
-    return 0
-
-
-def _positive(kind: type):
-    """An argparse type: a finite number of ``kind`` (int or float) above zero."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"needs a number above 0; got {text!r}")
-        return value
-
-    return parse
-
-
-def _add_limit_options(parser: argparse.ArgumentParser) -> None:
-    seconds = _positive(float)
-    parser.add_argument("--wall", type=seconds, default=120.0, help="seconds for one submission")
-    parser.add_argument(
-        "--cell-limit", type=seconds, default=20.0, help="seconds for one exercise cell"
-    )
-    parser.add_argument(
-        "--call-limit", type=seconds, default=10.0, help="seconds for one graded call"
-    )
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m course_utils", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="execute every notebook headless and print a table of results")
-    run.add_argument(
-        "--out", type=Path, default=Path("build/executed"), help="where executed copies go"
-    )
-    run.add_argument(
-        "--notebooks-dir", type=Path, default=None, help="default: the repository's notebooks/"
-    )
-    run.add_argument(
-        "--only", nargs="+", metavar="NN", help="run only these notebooks (number or stem)"
-    )
-    run.add_argument("--fast", action="store_true", help="tiny configuration (sets COURSE_FAST=1)")
-    run.add_argument(
-        "--offline", action="store_true", help="use stand-in datasets (sets COURSE_OFFLINE=1)"
-    )
-    run.add_argument(
-        "--cell-timeout", type=_positive(int), default=1800, help="seconds one cell may run"
-    )
-    run.set_defaults(func=_cmd_run)
-
     doctor = sub.add_parser(
         "doctor", help="check the installation, device, flags, data cache and network"
     )
     doctor.set_defaults(func=_cmd_doctor)
+    if _has_instructor_tools():
+        from course_utils.instructor import cli
 
-    readme = sub.add_parser(
-        "readme", help="rebuild the README's notebook table from the notebook titles"
-    )
-    readme.add_argument("--readme", type=Path, default=Path("README.md"))
-    readme.add_argument("--notebooks-dir", type=Path, default=None)
-    readme.add_argument("--check", action="store_true", help="fail instead of rewriting when stale")
-    readme.set_defaults(func=_cmd_readme)
-
-    release = sub.add_parser(
-        "release", help="build the student version (no solutions, no hidden tests)"
-    )
-    release.add_argument(
-        "--out", type=Path, required=True, help="a new, empty folder outside the repository"
-    )
-    release.add_argument(
-        "--repo-url", default="", help="default: [tool.course] repo_url in pyproject.toml"
-    )
-    release.add_argument(
-        "--branch", default="main", help="branch the Colab badge and install cell use"
-    )
-    release.set_defaults(func=_cmd_release)
-
-    grade = sub.add_parser("grade", help="grade SUBMISSIONS/<student>/<notebook>.ipynb into OUT")
-    grade.add_argument("submissions", type=Path)
-    grade.add_argument("--out", type=Path, required=True)
-    grade.add_argument(
-        "--jobs", type=_positive(int), default=2, help="submissions graded in parallel"
-    )
-    grade.add_argument(
-        "--only", nargs="+", metavar="NN", help="grade only these notebooks (numbers or names)"
-    )
-    grade.add_argument(
-        "--replace",
-        action="store_true",
-        help="write over the reports in an --out that is not empty (grades.csv is replaced, "
-        "not merged: with --only it then lists only those notebooks)",
-    )
-    _add_limit_options(grade)
-    grade.set_defaults(func=_cmd_grade)
-
-    gradescope = sub.add_parser(
-        "gradescope", help="build a Gradescope autograder zip (setup.sh, run_autograder)"
-    )
-    gradescope.add_argument("--out", type=Path, required=True)
-    gradescope.set_defaults(func=_cmd_gradescope)
-
-    gradescope_run = sub.add_parser(
-        "gradescope-run", help="(used by run_autograder) grade ROOT/submission"
-    )
-    gradescope_run.add_argument("root", type=Path)
-    gradescope_run.set_defaults(func=_cmd_gradescope_run)
-
-    strip = sub.add_parser(
-        "strip", help="strip outputs (nbstripout), keeping those of NBVAL_CHECK_OUTPUT cells"
-    )
-    strip.add_argument("paths", nargs="*", type=Path, help="default: every notebook")
-    strip.set_defaults(func=_cmd_strip)
+        cli.add_commands(sub)
+    else:  # the student release: listed in the help, answered in main()
+        for name in INSTRUCTOR_COMMANDS:
+            sub.add_parser(name, help="(in the course repository only)")
     return parser
 
 
@@ -315,6 +58,9 @@ def _print_what_the_stream_can(*streams) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _print_what_the_stream_can(sys.stdout, sys.stderr)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in INSTRUCTOR_COMMANDS and not _has_instructor_tools():
+        return _belongs_to_the_repository(argv[0])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -221,9 +221,9 @@ def test_duplicate_registration_is_refused():
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from course_utils import notebooks as _notebooks  # noqa: E402
 from course_utils.checks.pooling import reference_circle_pool  # noqa: E402
-from course_utils.grading.hidden import hidden_tests  # noqa: E402
+from course_utils.instructor import notebooks as _notebooks  # noqa: E402
+from course_utils.instructor.grading.hidden import hidden_tests  # noqa: E402
 
 SOLVED = {p.name[:2]: _notebooks.solution_namespace(p) for p in _notebooks.notebook_paths()}
 
@@ -675,9 +675,9 @@ def test_grading_calls_each_function_the_way_its_public_check_does(exercise_id):
     (tuple vs list, tensor vs array, dtype) and keywords the public check also used."""
     import json
 
-    from course_utils.grading import wire
-    from course_utils.grading.hidden import hidden_tests
-    from course_utils.grading.sandbox import harness_function, student_arguments
+    from course_utils.instructor.grading import wire
+    from course_utils.instructor.grading.hidden import hidden_tests
+    from course_utils.instructor.grading.sandbox import harness_function, student_arguments
 
     name = checks.registry()[exercise_id].names[0]
     solved = next(ns[name] for ns in SOLVED.values() if name in ns)
@@ -712,7 +712,7 @@ def test_grading_reads_a_return_value_as_the_public_check_does():
     neither, and grading then says so instead of 'a call raised ValueError'."""
     import torch
 
-    from course_utils.grading.sandbox import result_array
+    from course_utils.instructor.grading.sandbox import result_array
 
     answer = torch.tensor([[1.5, -2.0]], dtype=torch.bfloat16, requires_grad=True)
     read = result_array(answer)
@@ -762,7 +762,7 @@ def test_single_precision_answers_are_told_to_keep_float64():
 
 def _hidden_calls(exercise_id: str) -> list[dict]:
     """The calls grading makes for ``exercise_id``'s hidden test (inputs, keywords, pick)."""
-    from course_utils.grading.hidden import hidden_tests
+    from course_utils.instructor.grading.hidden import hidden_tests
 
     test = hidden_tests()[exercise_id]
     cases = test.cases(np.random.default_rng(0))
@@ -771,18 +771,18 @@ def _hidden_calls(exercise_id: str) -> list[dict]:
 
 def _graded_problem(exercise_id: str, call: dict, got) -> str | None:
     """Grading's verdict on ``got`` as the result of ``call``."""
-    from course_utils.grading import wire
-    from course_utils.grading.grade import _case_problem
-    from course_utils.grading.hidden import hidden_tests
-    from course_utils.grading.sandbox import Limits
+    from course_utils.instructor.grading import wire
+    from course_utils.instructor.grading.hidden import hidden_tests
+    from course_utils.instructor.grading.sandbox import Limits
+    from course_utils.instructor.grading.score import case_problem
 
     got = np.asarray(got, dtype=np.float64)
     test = hidden_tests()[exercise_id]
-    return _case_problem({"status": "ok"}, wire.encode(got), call, test, Limits())
+    return case_problem({"status": "ok"}, wire.encode(got), call, test, Limits())
 
 
 def test_grading_gives_the_same_single_precision_hint():
-    from course_utils.grading.hidden import hidden_tests
+    from course_utils.instructor.grading.hidden import hidden_tests
 
     call = _hidden_calls("conv2d-naive")[0]
     expected = hidden_tests()["conv2d-naive"].expected_for(call)

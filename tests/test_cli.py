@@ -8,7 +8,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import course_utils
-from course_utils import runner
+from course_utils.instructor import runner
 
 
 def cli(*args, cwd=None, env=None):
@@ -99,6 +99,16 @@ def test_readme_check_fails_on_a_stale_table(root, tmp_path):
     stale.write_text(text)
     done = cli("readme", "--check", "--readme", str(stale), cwd=root)
     assert done.returncode == 1 and "stale" in done.stderr
+
+
+def test_readme_without_a_file_or_its_markers_says_so_in_one_line(root, tmp_path):
+    missing = cli("readme", "--readme", str(tmp_path / "nope.md"), cwd=root)
+    assert missing.returncode == 2 and "cannot be read" in missing.stderr
+    (tmp_path / "plain.md").write_text("# A README without the table\n")
+    unmarked = cli("readme", "--readme", str(tmp_path / "plain.md"), cwd=root)
+    assert unmarked.returncode == 2 and "lacks the markers" in unmarked.stderr
+    for done in (missing, unmarked):
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_strip_names_an_unreadable_notebook_and_strips_the_others(tmp_path):

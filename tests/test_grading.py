@@ -16,10 +16,11 @@ import sys
 import nbformat
 import pytest
 
-from course_utils import notebooks
-from course_utils.grading.grade import grade_folder, selected
-from course_utils.grading.release import release_notebook
-from course_utils.grading.sandbox import FIRST_UID, Limits
+from course_utils.instructor import notebooks
+from course_utils.instructor.grading.collect import selected
+from course_utils.instructor.grading.grade import grade_folder
+from course_utils.instructor.grading.sandbox import FIRST_UID, Limits
+from course_utils.instructor.release import release_notebook
 
 pytestmark = pytest.mark.sandbox
 
@@ -56,8 +57,12 @@ def _edit(exercise_id, before="", after="", body=None):
 WRONG_CONVOLVE = "def convolve(x, w):\n    return np.correlate(x, w, mode='full')\n"
 
 
-def _attacks(listen_port, secrets, victim_files):
-    """student -> (edit function or raw bytes, expected score, substring of reason or feedback)."""
+def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=()):
+    """student -> (edit function or raw bytes, expected score, substring of reason or feedback).
+
+    ``solved_copies``: executed or checked-out copies of the solution notebook the copier looks
+    for (it also walks the whole file tree it can see); ``host_writes``: files in the host's
+    temporary folders that a submission writes."""
     read_secret = (
         "def convolve(x, w):\n"
         "    for path in SECRETS:\n"
@@ -106,8 +111,44 @@ def _attacks(listen_port, secrets, victim_files):
         "                pass\n"
         "    os._exit(0)\n"
     )
+    copier = (
+        "import json, os, time\n"
+        "def _solution():\n"
+        "    candidates, give_up = list(COPIES), time.monotonic() + 1.0\n"
+        "    for parent, dirs, files in os.walk('/'):\n"
+        "        dirs[:] = [d for d in dirs if d not in ('proc', 'sys', 'dev')]\n"
+        "        candidates += [os.path.join(parent, f) for f in files if f.endswith('.ipynb')]\n"
+        "        if time.monotonic() > give_up:\n"
+        "            break\n"
+        "    for path in candidates:\n"
+        "        try:\n"
+        "            cells = json.load(open(path))['cells']\n"
+        "        except (OSError, ValueError, KeyError, TypeError):\n"
+        "            continue\n"
+        "        for cell in cells:\n"
+        "            text = ''.join(cell.get('source', ''))\n"
+        "            if text.startswith('# EXERCISE: convolve-full') and 'BEGIN SOLUTION' in text:\n"
+        "                found = {'np': np}\n"
+        "                exec(text, found)\n"
+        "                return found['convolve']\n"
+        "def convolve(x, w):\n"
+        "    copied = _solution()\n"
+        "    return copied(x, w) if copied else np.zeros(len(x) + len(w) - 1)\n"
+    ).replace("COPIES", repr(list(solved_copies)))
+    writer = (
+        "def convolve(x, w):\n"
+        f"    for path in {list(host_writes)!r}:\n"
+        "        try:\n"
+        "            open(path, 'w').write('a channel to the next student')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return np.convolve(x, w)\n"
+    )
     return {
         "correct": (lambda nb: nb, FULL, "passed all 5 hidden cases"),
+        # copying the executed solutions of `make run`, or another checkout's, earns nothing
+        "copy_solutions": (_edit("convolve-full", body=copier), 6.0, "wrong values"),
+        "write_host_tmp": (_edit("convolve-full", body=writer), FULL, "passed all 5 hidden cases"),
         # correlation equals convolution only for the one-tap kernel: 1 of 5 cases
         "wrong_flip": (
             _edit("convolve-full", body=WRONG_CONVOLVE),
@@ -384,11 +425,25 @@ def batch(tmp_path_factory):
     ]
     secrets = [
         str(SOURCE),
-        str(SOURCE.parent.parent / "course_utils/grading/hidden/convolution_1d.py"),
+        str(SOURCE.parent.parent / "course_utils/instructor/grading/hidden/convolution_1d.py"),
         str(SOURCE.parent.parent / "tests/test_checks.py"),
         str(submissions / "correct" / NB),
     ]
-    attacks = _attacks(listener.getsockname()[1], secrets, victims)
+    executed = SOURCE.parent.parent / "build" / "executed" / NB
+    planted_executed = not executed.exists()
+    if planted_executed:  # what `make run` leaves: the executed solution notebook
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        executed.write_text(SOURCE.read_text())
+    checkout = root / "another-checkout" / "notebooks" / NB
+    checkout.parent.mkdir(parents=True)
+    checkout.write_text(SOURCE.read_text())
+    host_writes = [
+        f"{folder}/course-grading-{os.getpid()}-written"
+        for folder in ("/tmp", "/dev/shm", "/var/tmp")
+    ]
+    attacks = _attacks(
+        listener.getsockname()[1], secrets, victims, [str(executed), str(checkout)], host_writes
+    )
     for student, (edit, _, _) in attacks.items():
         folder = submissions / student
         folder.mkdir()
@@ -396,6 +451,8 @@ def batch(tmp_path_factory):
             (folder / NB).write_bytes(edit)
         else:
             nbformat.write(edit(_source_nb()), folder / NB)
+    (submissions / "summary.md").mkdir()  # named like a class report
+    (submissions / "summary.md" / NB).write_text(SOURCE.read_text())
     (submissions / "symlinked").mkdir()
     (submissions / "symlinked" / NB).symlink_to(outside)
     (submissions / "nothing").mkdir()
@@ -408,7 +465,11 @@ def batch(tmp_path_factory):
                 (submissions / student / name).write_bytes(edit)
             else:
                 nbformat.write(edit(_source_nb()), submissions / student / name)
-    rows = grade_folder(submissions, out, jobs=2, limits=LIMITS)
+    try:
+        rows = grade_folder(submissions, out, jobs=2, limits=LIMITS)
+    finally:
+        if planted_executed:
+            executed.unlink()
     try:
         listener.accept()
         contacted = True
@@ -421,6 +482,7 @@ def batch(tmp_path_factory):
         "attacks": attacks,
         "contacted": contacted,
         "submissions": submissions,
+        "host_writes": host_writes,
     }
 
 
@@ -432,6 +494,13 @@ def test_every_submission_gets_its_exact_score_and_reason(batch):
         if row.score != expected or needle not in text:
             failures.append(f"{student}: score {row.score} (expected {expected}); {text}")
     assert not failures, "\n".join(failures)
+
+
+def test_a_student_folder_named_like_a_report_is_refused_and_harms_no_report(batch):
+    row = batch["rows"]["summary.md"]
+    assert row.status == "rejected" and "would overwrite the class report" in row.reason
+    assert (batch["out"] / "summary.md").is_file()
+    assert "# Class summary" in (batch["out"] / "summary.md").read_text()
 
 
 def test_links_and_missing_notebooks_are_reported(batch):
@@ -524,6 +593,8 @@ def test_nothing_reached_the_network_or_ran_outside_the_sandbox(batch):
     assert not batch["contacted"], "a submission connected to a listener on 127.0.0.1"
     assert not os.path.exists("/tmp/course-grading-pwned"), "a pickle payload ran"
     assert not os.path.exists("/tmp/course-grading-shell"), "a shell escape ran"
+    left = [path for path in batch["host_writes"] if os.path.exists(path)]
+    assert not left, f"a submission wrote to the host: {left}"
 
 
 def test_feedback_reveals_no_solution_hidden_test_or_printed_secret(batch):
@@ -538,7 +609,9 @@ def test_feedback_reveals_no_solution_hidden_test_or_printed_secret(batch):
         solution_lines |= {
             line.strip() for line in block.splitlines() if any(ch.isalnum() for ch in line)
         }
-    hidden = (SOURCE.parent.parent / "course_utils/grading/hidden/convolution_1d.py").read_text()
+    hidden = (
+        SOURCE.parent.parent / "course_utils/instructor/grading/hidden/convolution_1d.py"
+    ).read_text()
     hidden_lines = {
         line.strip()
         for line in hidden.splitlines()
@@ -560,19 +633,19 @@ def test_no_process_is_left_running(batch):
     leftovers = [
         line
         for line in ps.splitlines()
-        if int(line.split()[0]) >= FIRST_UID or "course_utils.grading.sandbox" in line
+        if int(line.split()[0]) >= FIRST_UID or "course_utils.instructor.grading.sandbox" in line
     ]
     assert not leftovers, leftovers
 
 
 def test_a_sandbox_that_cannot_start_stops_the_batch(tmp_path, monkeypatch):
-    from course_utils.grading import grade as grade_module
-    from course_utils.grading.sandbox import SandboxUnavailable
+    from course_utils.instructor.grading import pool
+    from course_utils.instructor.grading.sandbox import SandboxUnavailable
 
     def broken():
         raise SandboxUnavailable("no namespaces here")
 
-    monkeypatch.setattr(grade_module, "preflight", broken)
+    monkeypatch.setattr(pool, "preflight", broken)
     (tmp_path / "subs" / "alice").mkdir(parents=True)
     (tmp_path / "subs" / "alice" / NB).write_text(SOURCE.read_text())
     with pytest.raises(SandboxUnavailable, match="no namespaces"):
@@ -602,7 +675,7 @@ def test_progress_counts_the_notebooks_graded(tmp_path, capsys):
 
 def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
     """Solutions of every source notebook get full marks; the student release gets zero."""
-    from course_utils.grading.hidden import hidden_tests
+    from course_utils.instructor.grading.hidden import hidden_tests
 
     submissions = tmp_path / "submissions"
     for student in ("solved", "unattempted"):
@@ -748,3 +821,28 @@ def test_grade_and_release_command_lines(tmp_path):
     assert "has no student folders (it holds 2 notebook file(s) directly)" in loose.stderr
     assert "SUBMISSIONS/<student>/<notebook>.ipynb" in loose.stderr
     assert not (tmp_path / "o3").exists()
+
+
+def test_ctrl_c_stops_grading_in_one_line_and_writes_no_report(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "subs" / "slow").mkdir(parents=True)
+    slow = _edit("convolve-full", body="def convolve(x, w):\n    while True:\n        pass\n")
+    nbformat.write(slow(_source_nb()), tmp_path / "subs" / "slow" / NB)
+    grading = subprocess.Popen(
+        [sys.executable, "-m", "course_utils", "grade", str(tmp_path / "subs"), "--out",
+         str(tmp_path / "out"), "--jobs", "1", "--call-limit", "60", "--wall", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(8)  # past the start-up probe, inside the endless call
+    grading.send_signal(signal.SIGINT)
+    out, err = grading.communicate(timeout=60)
+    assert grading.returncode == 130, err
+    assert err.strip().splitlines() == [
+        f"grading interrupted: no report was written to {tmp_path / 'out'}"
+    ]
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.writing-*"))
+    ps = subprocess.run(["ps", "-eo", "uid,args"], capture_output=True, text=True).stdout
+    assert not [line for line in ps.splitlines()[1:] if int(line.split()[0]) >= FIRST_UID], ps

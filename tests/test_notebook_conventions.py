@@ -5,8 +5,8 @@ import re
 import nbformat
 import pytest
 
-from course_utils import notebooks
 from course_utils.checks import registry
+from course_utils.instructor import notebooks
 
 PATHS = notebooks.notebook_paths()
 #: The course's last notebook (DESIGN.md section 3): its '## Next' ends the course.

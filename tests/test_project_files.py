@@ -15,8 +15,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from course_utils import notebooks
 from course_utils.__main__ import build_parser
+from course_utils.instructor import notebooks
 
 # conda-forge names that differ from the pip names
 CONDA_TO_PIP = {"pytorch": "torch"}
@@ -69,7 +69,8 @@ def test_readme_commands_exist(root):
     text = (root / "README.md").read_text(encoding="utf-8")
     first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)
     assert "make run" in first_block and "make test" in first_block, "the two commands come first"
-    makefile = (root / "Makefile").read_text()
+    makefile = (root / "Makefile").read_text() + (root / "course.mk").read_text()
+    assert "include course.mk" in makefile
     for target in set(re.findall(r"make ([a-z-]+)", text)):
         assert re.search(rf"^{target}:", makefile, re.M), (
             f"README names `make {target}`, Makefile lacks it"
@@ -150,18 +151,20 @@ def _lock_pins(path) -> dict[str, str]:
     return {_canonical(name): version for name, version in pins}
 
 
-@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
+@pytest.mark.parametrize("python", ["3.10", "3.11.0", "3.11", "3.12", "3.13"])
 def test_every_python_gets_a_lock_that_pins_what_pyproject_needs(root, python):
-    """Python 3.10 cannot install the newest pins (NumPy 2.4 needs 3.11): it has its own file."""
+    """Python 3.10 cannot install the newest pins (NumPy 2.4 needs 3.11, soupsieve 3.11.5): it,
+    and 3.11 before 3.11.5, have their own file."""
     version = tuple(map(int, python.split(".")))
     lock = _requirements_module(root, "pins").constraints_file(version)
-    assert lock.endswith("-py310.txt") == (version < (3, 11))
+    newest = (version + (99,))[:3]  # "3.11": its newest patch release
+    assert lock.endswith("-py310.txt") == (newest < (3, 11, 5))
     pins = _lock_pins(root / lock)
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     for requirement in map(
         Requirement, project["dependencies"] + project["optional-dependencies"]["dev"]
     ):
-        if requirement.marker and not requirement.marker.evaluate({"python_version": python}):
+        if requirement.marker and not requirement.marker.evaluate({"python_version": python[:4]}):
             continue  # not installed on this Python
         name = _canonical(requirement.name)
         assert name in pins, f"{name} is not pinned in {lock}: run `make lock`"

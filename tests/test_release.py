@@ -1,19 +1,15 @@
 """The student release: stubs instead of solutions, nothing hidden shipped, and it runs."""
 
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_utils import notebooks, runner
-from course_utils.grading import release
-from course_utils.grading.hidden import HIDDEN_DIR
+from course_utils.instructor import notebooks, release, runner
+from course_utils.instructor.grading.hidden import HIDDEN_DIR
 
 
 def _solution_lines(root):
@@ -32,7 +28,7 @@ def _public_lines(root):
     """Lines of the instructor repository's public code and notebooks outside solution blocks."""
     lines = set()
     for path in (root / "course_utils").rglob("*.py"):
-        if HIDDEN_DIR not in path.parents:
+        if root / "course_utils" / "instructor" not in path.parents:  # released code only
             lines |= {line.strip() for line in path.read_text().splitlines()}
     for path in notebooks.notebook_paths(root / "notebooks"):
         for cell in notebooks.read(path).cells:
@@ -69,7 +65,9 @@ def test_no_solution_line_and_no_hidden_test_text_is_released(built, root):
                 assert notebooks.BEGIN_SOLUTION not in text
             assert not lines & solutions, f"{path}: {sorted(lines & solutions)[:3]}"
             assert not lines & hidden, f"{path}: {sorted(lines & hidden)[:3]}"
-    assert not (out / "course_utils/grading/hidden").exists()
+    assert not (out / "course_utils/instructor").exists(), (
+        "instructor code stays out of the release"
+    )
     assert not (out / "tests").exists(), "tests hold worked answers"
 
 
@@ -214,60 +212,12 @@ def test_colab_install_adds_nothing_the_notebooks_would_miss(root, imports_of):
             continue  # a function imported from a module, e.g. course_utils.check
         for file in files:
             todo |= imports_of(file.read_text(encoding="utf-8"))
-    assert "course_utils.checks.pooling" in seen and "course_utils.grading" not in seen
+    assert "course_utils.checks.pooling" in seen and "course_utils.instructor.grading" not in seen
     assert outside <= set(release.COLAB_SHIPS), sorted(outside - set(release.COLAB_SHIPS))
 
 
-@pytest.mark.sandbox
-def test_gradescope_bundle_grades_a_submission(tmp_path, root):
-    from course_utils.grading.gradescope import build_bundle
-
-    bundle = build_bundle(tmp_path / "bundle.zip", root)
-    autograder = tmp_path / "autograder"
-    with zipfile.ZipFile(bundle) as z:
-        z.extractall(autograder / "source")
-        assert {"setup.sh", "run_autograder"} <= set(z.namelist())
-        assert any(n.startswith("course/course_utils/grading/hidden/") for n in z.namelist())
-    (autograder / "submission").mkdir()
-    # Gradescope keeps the student's file name, which need not match ours
-    (autograder / "submission" / "my work.ipynb").write_text(
-        (root / "notebooks/01_convolution_1d.ipynb").read_text()
-    )
-    runner_script = autograder / "source" / "run_autograder"
-    runner_script.chmod(0o755)
-
-    def grade_upload() -> dict:
-        """Run the autograder as Gradescope does; its results.json."""
-        done = subprocess.run(
-            ["bash", str(runner_script)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "AUTOGRADER_ROOT": str(autograder), "COURSE_PYTHON": sys.executable},
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads((autograder / "results/results.json").read_text())
-
-    results = grade_upload()
-    assert results["score"] == 8.0
-    assert all(t["score"] == t["max_score"] for t in results["tests"])
-    # a GitHub submission: the student's whole repository, checkpoints included
-    shutil.rmtree(autograder / "submission")
-    nested = autograder / "submission" / "notebooks"
-    (nested / ".ipynb_checkpoints").mkdir(parents=True)
-    (nested / "01_convolution_1d.ipynb").write_text(
-        (root / "notebooks/01_convolution_1d.ipynb").read_text()
-    )
-    (nested / ".ipynb_checkpoints" / "01_convolution_1d-checkpoint.ipynb").write_text("{")
-    results = grade_upload()
-    assert results["score"] == 8.0, results
-    assert results["output"] == (
-        "01_convolution_1d.ipynb: graded 'notebooks/01_convolution_1d.ipynb'"
-    )  # and not a word about the checkpoint
-
-
 def test_nested_notebooks_are_found_without_following_links(tmp_path):
-    from course_utils.grading.grade import notebook_files
+    from course_utils.instructor.grading.collect import notebook_files
 
     upload = tmp_path / "submission"
     for name in (
@@ -286,7 +236,7 @@ def test_nested_notebooks_are_found_without_following_links(tmp_path):
 
 
 def test_grading_runs_a_students_import_and_definition_cells_only():
-    from course_utils.grading.submission import helper_sources
+    from course_utils.instructor.grading.submission import helper_sources
 
     cells = [
         "import scipy.signal\n\ndef _flip(w):\n    '''Reverse.'''\n    return w[::-1]\n",
@@ -302,7 +252,7 @@ def test_grading_runs_a_students_import_and_definition_cells_only():
 
 
 def test_a_name_error_is_traced_to_names_no_graded_cell_defines():
-    from course_utils.grading.submission import undefined_names
+    from course_utils.instructor.grading.submission import undefined_names
 
     exercise = (
         "def convolve(x, w):\n"
@@ -313,3 +263,73 @@ def test_a_name_error_is_traced_to_names_no_graded_cell_defines():
     graded = ["import numpy as np", "def _flip(w):\n    return w[::-1]", "SCALE = 2"]
     assert undefined_names(exercise, graded) == []
     assert undefined_names(exercise, ["from numpy import *"]) == []  # unsure: name nothing
+
+
+def test_the_release_is_a_repository_a_student_can_use(tmp_path):
+    """Its pyproject names the repository given, its Makefile's targets run there, and the
+    instructor's commands say where they are instead of failing."""
+    out = tmp_path / "student"
+    release.build_release(out, repo_url="https://github.com/example-org/cnn-course")
+    assert (
+        'repo_url = "https://github.com/example-org/cnn-course"'
+        in (out / "pyproject.toml").read_text()
+    )
+    assert not (out / "course_utils" / "instructor").exists()
+    # a .venv that has the course installed: the test's interpreter, importing the release's package
+    venv = out / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{out}" exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    (venv / "bin" / "jupyter").symlink_to(Path(sys.executable).parent / "jupyter")
+    (venv / ".installed").touch()
+    targets = re.findall(r"^([a-z-]+):", (out / "Makefile").read_text(), re.MULTILINE)
+    assert set(targets) == {"install", "lab", "doctor"}, targets
+    planned = subprocess.run(["make", "-n", *targets], cwd=out, capture_output=True, text=True)
+    assert planned.returncode == 0, planned.stderr
+    assert (
+        "jupyter lab --ip=127.0.0.1" in planned.stdout
+        and "-m course_utils doctor" in planned.stdout
+    )
+    doctor = subprocess.run(
+        ["make", "doctor"], cwd=out, capture_output=True, text=True, timeout=300
+    )
+    assert "course_utils" in doctor.stdout and "Traceback" not in doctor.stderr, doctor.stderr
+    lab = subprocess.run(
+        [str(venv / "bin" / "jupyter"), "lab", "--version"], capture_output=True, text=True
+    )
+    assert lab.returncode == 0 and lab.stdout.strip()
+    for command in (["grade", "subs", "--out", "grades"], ["release", "--out", "x"], ["run"]):
+        done = subprocess.run(
+            [str(python), "-m", "course_utils", *command], cwd=out, capture_output=True, text=True
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"`python -m course_utils {command[0]}` belongs to the course repository (the instructor's "
+            "copy); this student release has only `python -m course_utils doctor`"
+        ]
+
+
+def test_student_facing_code_never_imports_the_instructors(root, imports_of):
+    """Instructor code may import the student-facing package, never the reverse: the release
+    leaves course_utils/instructor out, and nothing left behind may need it."""
+    for path in (root / "course_utils").rglob("*.py"):
+        if (
+            "instructor" in path.relative_to(root / "course_utils").parts
+            or path.name == "__main__.py"
+        ):
+            continue
+        imported = imports_of(path.read_text(encoding="utf-8"))
+        assert not {m for m in imported if m and m.startswith("course_utils.instructor")}, path
+    main = (root / "course_utils" / "__main__.py").read_text()  # the CLI: one guarded reference
+    assert "from course_utils.instructor import cli" in main
+    assert (
+        '(Path(__file__).resolve().parent / "instructor").is_dir()' in main
+    )  # a look at the files
+
+
+def test_release_refuses_an_out_that_is_a_file(tmp_path):
+    (tmp_path / "taken").write_text("notes")
+    with pytest.raises(FileExistsError, match="is a file; --out names a new"):
+        release.build_release(tmp_path / "taken", repo_url="https://github.com/o/r")
+    assert (tmp_path / "taken").read_text() == "notes"

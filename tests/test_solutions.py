@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils import notebooks
 from course_utils.checks.activations_3d import conv_shape, counted_macs
 from course_utils.checks.alexnet import pca_expected, torch_lrn
 from course_utils.checks.pooling import reference_circle_pool
 from course_utils.checks.why_convolutions import measured_receptive_field
+from course_utils.instructor import notebooks
 
 PATHS = {p.name[:2]: p for p in notebooks.notebook_paths()}
 NB01, NB02, NB03, NB04, NB05, NB07 = (

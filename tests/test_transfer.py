@@ -118,7 +118,7 @@ def test_the_source_network_ships_inside_a_pip_installed_package(root, tmp_path)
 
 
 def test_the_source_network_ships_in_the_student_release(root, tmp_path):
-    from course_utils.grading.release import build_release
+    from course_utils.instructor.release import build_release
 
     build_release(tmp_path / "release", repo_url="https://github.com/someone/cnn-course")
     path, accuracy = _loads_the_source_network(tmp_path / "release", tmp_path)

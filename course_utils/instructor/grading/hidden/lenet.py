@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from course_utils.grading.hidden import hidden
+from course_utils.instructor.grading.hidden import hidden
 from course_utils.models import LeNet5, describe
 
 

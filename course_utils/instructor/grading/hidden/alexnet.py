@@ -2,7 +2,7 @@
 
 from course_utils.checks import float64_tensor
 from course_utils.checks.alexnet import lrn_slips, pca_expected, torch_lrn
-from course_utils.grading.hidden import hidden
+from course_utils.instructor.grading.hidden import hidden
 
 
 @hidden(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils import notebooks
+from course_utils.instructor import notebooks
 
 MAX_BYTES = 20 * 2**20
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from course_utils.checks.why_convolutions import measured_receptive_field
-from course_utils.grading.hidden import hidden
+from course_utils.instructor.grading.hidden import hidden
 
 
 @hidden(

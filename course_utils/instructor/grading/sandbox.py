@@ -1,47 +1,39 @@
-"""Run one submission's code in a locked-down child process.
+"""Run one submission's code in a locked-down child process (the zygote's side).
 
-The grader starts one *zygote* per parallel job (``python -m course_utils.grading.sandbox``).
-A zygote imports NumPy, torch and matplotlib once, then serves jobs read from stdin. It never
-runs student code itself; for each attempt at a job it forks:
+The grader starts one *zygote* per parallel job (``python -m
+course_utils.instructor.grading.sandbox``, see :mod:`.pool`). A zygote imports NumPy, torch and
+matplotlib once, then serves jobs read from stdin. It never runs student code itself; for each
+attempt at a job it forks:
 
-- **B**, still root: new mount, network, PID and IPC namespaces; an empty tmpfs as the working
-  directory; empty tmpfs mounts over every path the grader names as secret (source notebooks,
-  hidden tests, the submissions and the output folder); then it forks
-- **C**, PID 1 of the new PID namespace: resource limits (memory, processes, file size, open
-  files, no core dumps), stdout/stderr into a capped file, then it drops to an unprivileged
-  per-slot user and runs the setup cell, the student's helper cells (imports and definitions
-  only), the exercise cells and the graded calls.
+- **B**, still root: new mount, network, PID and IPC namespaces and a new root built from an
+  allow-list and pivoted into (:mod:`.isolation`): only the system's libraries, the Python
+  installation and the student-facing course package are there, read-only, beside an empty
+  working folder and a private /tmp; then it forks
+- **C**, PID 1 of the new PID namespace: its own /proc, resource limits (memory, processes, file
+  size, open files, no core dumps), stdout/stderr into a capped file, then it drops to an
+  unprivileged per-slot user and runs the setup cell, the student's helper cells (imports and
+  definitions only), the exercise cells and the graded calls.
 
 C reports progress over a pipe as length-prefixed JSON frames; results are ``.npy`` bytes
 loaded with ``allow_pickle=False``. The zygote enforces every time limit from outside
 (per cell, per call, per submission) with SIGKILL: killing PID 1 of a PID namespace kills
-every process in it, so nothing outlives a job. A stage that hangs or crashes is skipped and
-the job restarts without it, so one bad exercise does not cost the others.
-
-Only Linux as root provides these primitives; :func:`preflight` says what is missing.
+every process in it, so nothing outlives a job, and the namespace's tmpfs folders go with it. A
+stage that hangs or crashes is skipped and the job restarts without it, so one bad exercise does
+not cost the others.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from course_utils.grading import wire
+from course_utils.instructor.grading import isolation, wire
 
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
-    0x00020000,
-    0x08000000,
-    0x20000000,
-    0x40000000,
-)
-MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
 FIRST_UID = 61000  # slot k runs as uid/gid FIRST_UID + k (no account needed)
 
@@ -76,7 +68,6 @@ class Job:
     cells: list[tuple[str, str]]
     calls: list[dict]
     limits: Limits = field(default_factory=Limits)
-    hide: list[str] = field(default_factory=list)
     helpers: list[str] = field(default_factory=list)
 
 
@@ -85,157 +76,7 @@ def call_stage(call: dict) -> str:
     return f"call:{call['exercise']}:{call['case']}"
 
 
-# ---------------------------------------------------------------- parent side (the grader)
-
-
-def preflight() -> None:
-    """Raise :class:`SandboxUnavailable` unless this machine can isolate student code."""
-    if not sys.platform.startswith("linux"):
-        raise SandboxUnavailable(
-            "grading needs Linux namespaces; run it in a Linux container as root (for example "
-            "`docker run --rm -it --privileged -v $PWD:/course python:3.11 bash`)"
-        )
-    if os.geteuid() != 0:
-        raise SandboxUnavailable(
-            "grading must run as root so each submission can drop to an unprivileged user and get "
-            "its own network and mount namespaces; run `sudo .venv/bin/python -m course_utils grade ...` "
-            "or grade inside a container as root"
-        )
-
-
-class Zygote:
-    """A sandbox server process; :meth:`run` sends it one job and waits for the result."""
-
-    def __init__(self, slot: int) -> None:
-        self.slot = slot
-        env = dict(
-            os.environ,
-            MPLBACKEND="Agg",
-            OMP_NUM_THREADS="1",
-            COURSE_THREADS="1",
-            COURSE_OFFLINE="1",  # the sandbox has no network
-            PYTHONUNBUFFERED="1",
-        )
-        for name in ("COURSE_CHECK_STRICT", "COURSE_FAST"):  # the grader's shell sets no grade
-            env.pop(name, None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "course_utils.grading.sandbox", str(FIRST_UID + slot)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        ready = self.process.stdout.readline()
-        if json.loads(ready or "{}").get("ready") is not True:
-            self.close()
-            raise SandboxUnavailable(
-                "the sandbox process did not start; run `python -m course_utils doctor`"
-            )
-
-    def run(self, job: Job) -> dict:
-        """Run ``job``; returns ``{"stages": {...}, "results": {...}}`` or raises ``RuntimeError``."""
-        message = {
-            "setup": job.setup,
-            "cells": job.cells,
-            "helpers": job.helpers,
-            "calls": wire.encode(job.calls),
-            "limits": asdict(job.limits),
-            "hide": job.hide,
-        }
-        self.process.stdin.write((json.dumps(message) + "\n").encode())
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the sandbox process died")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return reply
-
-    def close(self) -> None:
-        """Stop the zygote: end of input lets it finish and reap its children; SIGKILL if it hangs."""
-        try:
-            self.process.stdin.close()
-            self.process.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait()
-        self.process.stdout.close()
-
-
 # ---------------------------------------------------------------- zygote side (trusted, root)
-
-_libc = None
-
-
-def _libc_call(name: str, *args) -> None:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if getattr(_libc, name)(*args) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{name}: {os.strerror(errno)}")
-
-
-def _mount(
-    source: str, target: str, fstype: str | None, flags: int, data: str | None = None
-) -> None:
-    _libc_call(
-        "mount",
-        source.encode(),
-        target.encode(),
-        fstype.encode() if fstype else None,
-        flags,
-        data.encode() if data else None,
-    )
-
-
-def _private_ancestor(path: str) -> str | None:
-    """The outermost folder above ``path`` that other users cannot enter (e.g. ``/root``)."""
-    parts = path.strip("/").split("/")
-    for i in range(1, len(parts)):
-        folder = "/" + "/".join(parts[:i])
-        if not os.stat(folder).st_mode & 0o001:
-            return folder
-    return None
-
-
-def _expose(paths: list[str]) -> None:
-    """Keep the Python installation and the course package readable for the sandbox user when
-    they live in a private folder (``/root``, a ``mktemp -d`` clone): cover that folder with an
-    empty tmpfs and bind only the needed paths back into it."""
-    needed = sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
-    needed = [p for p in needed if _private_ancestor(p)]
-    handles = {p: os.open(p, os.O_PATH) for p in needed}
-    for folder in sorted({_private_ancestor(p) for p in needed}):
-        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-    for path, fd in handles.items():
-        os.makedirs(path, exist_ok=True)
-        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-        os.close(fd)
-
-
-def _isolate(uid: int, hide: list[str], workdir: str) -> None:
-    """In B: new namespaces, private mounts, secrets covered, an empty working directory."""
-    _libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC)
-    _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    package = os.path.dirname(
-        os.path.dirname(os.path.abspath(wire.__file__))
-    )  # course_utils itself
-    _expose([sys.prefix, sys.base_prefix, *sys.path, package])
-    for path in hide:
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=000")
-        elif os.path.exists(path):
-            _mount("/dev/null", path, None, MS_BIND)
-    os.makedirs(workdir, exist_ok=True)
-    _mount(
-        "tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size=64m,mode=0700,uid={uid},gid={uid}"
-    )
 
 
 def _lock_down(uid: int, limits: dict, workdir: str) -> None:
@@ -250,6 +91,7 @@ def _lock_down(uid: int, limits: dict, workdir: str) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     cpu = int(limits["wall"]) + 5
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    isolation.mount_proc()
     os.chdir(workdir)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -262,8 +104,8 @@ def _lock_down(uid: int, limits: dict, workdir: str) -> None:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-    _libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    _libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    isolation.libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    isolation.libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class _Shell:
@@ -392,7 +234,9 @@ def _attempt(job: dict, uid: int, skip: set[str], deadline: float) -> tuple[dict
         try:
             os.close(progress_r)
             os.close(control_r)
-            _isolate(uid, job["hide"], workdir)
+            isolation.enter(
+                uid, workdir, isolation.readable_paths(), [isolation.instructor_package()]
+            )
             c = os.fork()
             if c == 0:  # C
                 os.close(control_w)
@@ -532,7 +376,7 @@ def serve(uid: int) -> None:
     import course_utils.env  # noqa: F401
 
     torch.set_num_threads(1)
-    _libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    isolation.libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     out = sys.stdout
     sys.stdout = sys.stderr
     out.write(json.dumps({"ready": True}) + "\n")

@@ -16,20 +16,21 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from course_utils import notebooks
+from course_utils.instructor import notebooks
 
 #: Copied into the release (relative to the repository root); everything else is left out.
 RELEASED = (
     ".gitignore",
     "pyproject.toml",
     "environment.yml",
-    "Makefile",
     "requirements",
     "data/README.md",
     "course_utils",
 )
-#: Never released, even inside a released folder.
-WITHHELD = ("course_utils/grading/hidden",)
+#: The release's Makefile: the course's targets that work there (install, lab, doctor).
+STUDENT_MAKEFILE = "course.mk"
+#: Never released, even inside a released folder: the instructor's tools and hidden tests.
+WITHHELD = ("course_utils/instructor",)
 STUB = 'raise NotImplementedError("Exercise {id}: replace this line with your code")'
 STUDENT_README = """# Convolutional neural networks: the course notebooks
 
@@ -45,7 +46,7 @@ LeNet-5, AlexNet and transfer learning. Work through them in order.
   opens JupyterLab; `make doctor` checks the installation and says how to fix what is missing.
   If the install fails, `make` says why and what to do. Windows has no `make`: in this folder run
   `python -m venv .venv`, then `.venv\\Scripts\\activate`, then
-  `pip install -c requirements/constraints.txt -e .` (on Python 3.10:
+  `pip install -c requirements/constraints.txt -e .` (on Python 3.10, or 3.11 before 3.11.5:
   `requirements/constraints-py310.txt`) and `jupyter lab notebooks`. On an Intel Mac use Colab:
   PyTorch is no longer built for it.
 
@@ -182,6 +183,8 @@ def build_release(
         raise FileNotFoundError(
             "release needs the course repository (an editable install of course_utils)"
         )
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; --out names a new (or empty) folder")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose a new folder")
     if out.resolve().is_relative_to(root.resolve()):
@@ -197,6 +200,11 @@ def build_release(
             shutil.copy2(source, out / item)
     for item in WITHHELD:
         shutil.rmtree(out / item, ignore_errors=True)
+    shutil.copy2(root / STUDENT_MAKEFILE, out / "Makefile")
+    pyproject = (out / "pyproject.toml").read_text(encoding="utf-8")
+    (out / "pyproject.toml").write_text(
+        re.sub(r'(?m)^repo_url = ".*"$', f'repo_url = "{repo_url}"', pyproject), encoding="utf-8"
+    )
     written = []
     (out / "notebooks").mkdir()
     table = notebooks.readme_table(root / "notebooks")

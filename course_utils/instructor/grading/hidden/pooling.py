@@ -11,7 +11,7 @@ from course_utils.checks.pooling import (
     maxpool_forward_slips,
     reference_circle_pool,
 )
-from course_utils.grading.hidden import hidden
+from course_utils.instructor.grading.hidden import hidden
 
 
 def _pool(x, kernel_size=2, stride=2):

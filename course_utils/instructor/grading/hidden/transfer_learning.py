@@ -6,7 +6,7 @@ import torch
 
 from course_utils.checks import harnesses
 from course_utils.checks import transfer_learning as tl
-from course_utils.grading.hidden import hidden
+from course_utils.instructor.grading.hidden import hidden
 
 
 def _backbone(seed):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from course_utils.checks.activations_3d import conv_shape, counted_macs
-from course_utils.grading.hidden import hidden
+from course_utils.instructor.grading.hidden import hidden
 
 
 @hidden(

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils import HEADLINE_PREFIX, notebooks
+from course_utils import HEADLINE_PREFIX
+from course_utils.instructor import notebooks
 
 
 @dataclass(frozen=True)

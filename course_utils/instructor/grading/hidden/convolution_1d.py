@@ -9,7 +9,7 @@ from course_utils.checks.convolution_1d import (
     convolve_slips,
     torch_conv1d,
 )
-from course_utils.grading.hidden import hidden
+from course_utils.instructor.grading.hidden import hidden
 
 
 @hidden("convolve-full", points=2, expected=lambda x, w: np.convolve(x, w), slips=convolve_slips)

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from course_utils.checks import float64_tensor
 from course_utils.checks.convolution_2d import conv2d_slips, im2col_slips
-from course_utils.grading.hidden import hidden
+from course_utils.instructor.grading.hidden import hidden
 
 
 def _conv(x, w, b=None, stride=1, padding=0):

@@ -1,7 +1,7 @@
 """Hidden tests: instructor side only. Never copied into the student release, never readable
 by a submission's process (the sandbox covers this folder while student code runs).
 
-Each ``course_utils/grading/hidden/<topic>.py`` registers, per exercise, its points, a
+Each ``course_utils/instructor/grading/hidden/<topic>.py`` registers, per exercise, its points, a
 generator of inputs the student has not seen, and how to compute the expected output.
 """
 

@@ -116,7 +116,10 @@ def render_readme(text: str, table: str) -> str:
     """``text`` with the part between the table markers replaced by ``table``."""
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
-        raise ValueError(f"README lacks the markers {README_START!r} ... {README_END!r}")
+        raise ValueError(
+            f"README lacks the markers {README_START!r} ... {README_END!r}: put these two lines "
+            "where the notebook table goes"
+        )
     return text[: start + len(README_START)] + "\n" + table + "\n" + text[end:]
 
 
