@@ -144,8 +144,78 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         "            pass\n"
         "    return np.convolve(x, w)\n"
     )
+    frames = (  # writes length-prefixed frames to every descriptor it has (the progress pipe)
+        "import os, json, struct, base64, ctypes\n"
+        "def _send(message):\n"
+        "    data = message if isinstance(message, bytes) else json.dumps(message).encode()\n"
+        "    for fd in range(3, 40):\n"
+        "        try:\n"
+        "            os.write(fd, struct.pack('>I', len(data)) + data)\n"
+        "        except OSError:\n"
+        "            pass\n"
+    )
+    garbage_then_hide = frames + (  # a frame nested too deep to parse, then outlive the grader
+        "def convolve(x, w):\n"
+        "    os.setsid()\n"
+        "    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\n"
+        "    _send(b'[' * 100000)\n"
+        "    import time\n"
+        "    while True:\n"
+        "        time.sleep(3600)\n"
+    )
+    huge_header = frames + (  # a .npy header announcing 8 TiB, with no data behind it
+        "def convolve(x, w):\n"
+        "    header = \"{'descr': '<f8', 'fortran_order': False, 'shape': (2**40,), }\"\n"
+        "    header += ' ' * (63 - len(header) % 64) + '\\n'\n"
+        "    npy = b'\\x93NUMPY\\x01\\x00' + struct.pack('<H', len(header)) + header.encode()\n"
+        "    stage = 'call:convolve-full:' + str([11, 7, 2, 13, 9].index(len(x)))\n"
+        "    _send({'t': 'result', 'stage': stage, 'value': {'__npy__': base64.b64encode(npy).decode()}})\n"
+        "    _send({'t': 'end', 'stage': stage, 'ok': True})\n"
+        "    return 'not numbers'\n"
+    )
+    forged_stages = frames + (  # void the setup, escape the time limit, write the feedback
+        "_send({'t': 'start', 'stage': 'wall'}); _send({'t': 'end', 'stage': 'wall', 'ok': True})\n"
+        "_send({'t': 'start', 'stage': 'setup'}); _send({'t': 'end', 'stage': 'setup', 'ok': False})\n"
+        "def convolve(x, w):\n"
+        "    stage = 'call:convolve-full:' + str([11, 7, 2, 13, 9].index(len(x)))\n"
+        "    _send({'t': 'end', 'stage': stage, 'ok': False, 'error': 'X\\n# Grader notice: void'})\n"
+        "    return None\n"
+    )
+    kernel = (  # what an unprivileged user could still do without the system-call filter
+        "import ctypes, mmap, os\n"
+        "def convolve(x, w):\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    libc.syscall.restype = ctypes.c_long\n"
+        "    escapes = []\n"
+        "    if libc.unshare(0x10000000) == 0:\n"
+        "        escapes.append('user namespace')\n"
+        "    note = b'to the next student'\n"
+        "    if libc.syscall(248, b'user', b'note', note, len(note), ctypes.c_long(-4)) >= 0:\n"
+        "        escapes.append('keyring')\n"
+        "    if libc.prctl(1, 0, 0, 0, 0) == 0:\n"
+        "        escapes.append('parent-death signal dropped')\n"
+        "    try:\n"
+        "        mmap.mmap(-1, 5 * 2**30).close()\n"
+        "        escapes.append('5 GiB shared mapping')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    return np.zeros(1) if escapes else np.convolve(x, w)\n"
+    )
     return {
         "correct": (lambda nb: nb, FULL, "passed all 5 hidden cases"),
+        # frames forged on the progress pipe: nothing hangs, crashes or outlives the grader
+        "garbage_frame": (_edit("convolve-full", body=garbage_then_hide), 6.0, "ran longer than"),
+        "huge_npy_header": (
+            _edit("convolve-full", body=huge_header),
+            6.0,
+            "a call returned something that is not an array of numbers",
+        ),
+        "forged_stages": (
+            _edit("convolve-full", body=forged_stages),
+            6.0,
+            "a call raised an exception",
+        ),
+        "kernel_escapes": (_edit("convolve-full", body=kernel), FULL, "passed all 5 hidden cases"),
         # copying the executed solutions of `make run`, or another checkout's, earns nothing
         "copy_solutions": (_edit("convolve-full", body=copier), 6.0, "wrong values"),
         "write_host_tmp": (_edit("convolve-full", body=writer), FULL, "passed all 5 hidden cases"),
@@ -595,6 +665,10 @@ def test_nothing_reached_the_network_or_ran_outside_the_sandbox(batch):
     assert not os.path.exists("/tmp/course-grading-shell"), "a shell escape ran"
     left = [path for path in batch["host_writes"] if os.path.exists(path)]
     assert not left, f"a submission wrote to the host: {left}"
+    row = batch["rows"]["forged_stages"]
+    assert row.status == "graded" and not row.reason, "a forged frame voided the setup"
+    reports = [p.read_text() for p in batch["out"].rglob("*") if p.is_file()]
+    assert not any("Grader notice" in text for text in reports), "a forged error reached a report"
 
 
 def test_feedback_reveals_no_solution_hidden_test_or_printed_secret(batch):
@@ -633,7 +707,7 @@ def test_no_process_is_left_running(batch):
     leftovers = [
         line
         for line in ps.splitlines()
-        if int(line.split()[0]) >= FIRST_UID or "course_utils.instructor.grading.sandbox" in line
+        if int(line.split()[0]) >= FIRST_UID or "course_utils.instructor.grading.zygote" in line
     ]
     assert not leftovers, leftovers
 
@@ -823,26 +897,39 @@ def test_grade_and_release_command_lines(tmp_path):
     assert not (tmp_path / "o3").exists()
 
 
-def test_ctrl_c_stops_grading_in_one_line_and_writes_no_report(tmp_path):
+@pytest.mark.parametrize("stop", ["ctrl-c", "killed"])
+def test_stopping_the_grader_writes_no_report_and_leaves_no_process(tmp_path, stop):
     import signal
     import time
 
-    (tmp_path / "subs" / "slow").mkdir(parents=True)
-    slow = _edit("convolve-full", body="def convolve(x, w):\n    while True:\n        pass\n")
-    nbformat.write(slow(_source_nb()), tmp_path / "subs" / "slow" / NB)
+    (tmp_path / "subs" / "hiding").mkdir(parents=True)
+    hiding = _edit(  # leaves the grader's session and tries to outlive its parent
+        "convolve-full",
+        body=(
+            "import ctypes, os, time\n"
+            "def convolve(x, w):\n"
+            "    os.setsid()\n"
+            "    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\n"
+            "    while True:\n"
+            "        time.sleep(3600)\n"
+        ),
+    )
+    nbformat.write(hiding(_source_nb()), tmp_path / "subs" / "hiding" / NB)
     grading = subprocess.Popen(
         [sys.executable, "-m", "course_utils", "grade", str(tmp_path / "subs"), "--out",
          str(tmp_path / "out"), "--jobs", "1", "--call-limit", "60", "--wall", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     time.sleep(8)  # past the start-up probe, inside the endless call
-    grading.send_signal(signal.SIGINT)
+    grading.send_signal(signal.SIGINT if stop == "ctrl-c" else signal.SIGKILL)
     out, err = grading.communicate(timeout=60)
-    assert grading.returncode == 130, err
-    assert err.strip().splitlines() == [
-        f"grading interrupted: no report was written to {tmp_path / 'out'}"
-    ]
+    if stop == "ctrl-c":
+        assert grading.returncode == 130, err
+        assert err.strip().splitlines() == [
+            f"grading interrupted: no report was written to {tmp_path / 'out'}"
+        ]
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.writing-*"))
+    time.sleep(1)  # a killed grader's zygote notices the end of its input
     ps = subprocess.run(["ps", "-eo", "uid,args"], capture_output=True, text=True).stdout
     assert not [line for line in ps.splitlines()[1:] if int(line.split()[0]) >= FIRST_UID], ps

@@ -8,6 +8,7 @@ import os
 import platform
 import queue
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -52,26 +53,31 @@ def preflight() -> None:
         )
 
 
+#: What the sandbox inherits of the grader's environment (an allow-list: the grader's tokens,
+#: paths and course settings stay out, so its shell changes no grade).
+PASSED_ON = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH")
+#: How long past a job's wall limit the grader waits for its reply before it gives the zygote up.
+REPLY_MARGIN = 30.0
+
+
 class Zygote:
     """A sandbox server process; :meth:`run` sends it one job and waits for the result."""
 
     def __init__(self, slot: int) -> None:
         self.slot = slot
-        env = dict(
-            os.environ,
+        env = {name: os.environ[name] for name in PASSED_ON if name in os.environ}
+        env.update(
             MPLBACKEND="Agg",
             OMP_NUM_THREADS="1",
             COURSE_THREADS="1",
             COURSE_OFFLINE="1",  # the sandbox has no network
             PYTHONUNBUFFERED="1",
         )
-        for name in ("COURSE_CHECK_STRICT", "COURSE_FAST"):  # the grader's shell sets no grade
-            env.pop(name, None)
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "course_utils.instructor.grading.sandbox",
+                "course_utils.instructor.grading.zygote",
                 str(FIRST_UID + slot),
             ],
             stdin=subprocess.PIPE,
@@ -98,6 +104,10 @@ class Zygote:
         }
         self.process.stdin.write((json.dumps(message) + "\n").encode())
         self.process.stdin.flush()
+        wait = job.limits.wall + REPLY_MARGIN
+        if not select.select([self.process.stdout], [], [], wait)[0]:
+            self.kill()
+            raise RuntimeError(f"the sandbox sent no reply within {wait:g} s")
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError("the sandbox process died")
@@ -202,7 +212,11 @@ class Grader:
             )
         if "wall" in reply["stages"]:
             row.reason = f"stopped at the {self.limits.wall:g} s limit for one submission"
-        row.exercises = score(source, submitted, reply, calls, tests, self.limits)
+        try:
+            row.exercises = score(source, submitted, reply, calls, tests, self.limits)
+        except Exception as exc:  # noqa: BLE001 - a reply nothing should produce: grade again
+            row.status, row.reason = "error", f"grader error ({type(exc).__name__}); grade again"
+            return row
         row.score = round(sum(e.score for e in row.exercises), 2)
         return row
 

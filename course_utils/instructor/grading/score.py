@@ -104,7 +104,7 @@ def case_problem(
         return not_numbers
     try:
         got = wire.decode(value)
-    except (ValueError, TypeError, OSError):
+    except Exception:  # noqa: BLE001 - whatever the sandbox sent, it is not a result
         return not_numbers
     if not isinstance(got, np.ndarray) or got.dtype.kind != "f":
         return not_numbers

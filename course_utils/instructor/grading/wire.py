@@ -38,12 +38,32 @@ def encode(value: Any) -> Any:
     raise TypeError(f"cannot send a {type(value).__name__} to the sandbox")
 
 
+def _array(raw: bytes) -> np.ndarray:
+    """A ``.npy`` image as an array, after checking that its header describes numbers (no
+    objects) whose size is exactly the data that follows: a forged header cannot make the
+    reader allocate what was never sent. ValueError otherwise."""
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    reader = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    if version not in reader:
+        raise ValueError(f"unsupported .npy version {version}")
+    shape, _, dtype = reader[version](stream)
+    if dtype.hasobject or not all(isinstance(n, int) and 0 <= n for n in shape):
+        raise ValueError("not an array of numbers")
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(raw) - stream.tell():
+        raise ValueError("the array's header does not match its data")
+    return np.load(io.BytesIO(raw), allow_pickle=False)
+
+
 def decode(value: Any) -> Any:
-    """Inverse of :func:`encode`; arrays are loaded with ``allow_pickle=False``."""
+    """Inverse of :func:`encode`; arrays are loaded with ``allow_pickle=False``, their headers
+    checked against their data first."""
     if isinstance(value, dict):
         if set(value) == {"__npy__"}:
-            raw = base64.b64decode(value["__npy__"], validate=True)
-            return np.load(io.BytesIO(raw), allow_pickle=False)
+            return _array(base64.b64decode(value["__npy__"], validate=True))
         if set(value) == {"__tuple__"} and isinstance(value["__tuple__"], list):
             return tuple(decode(v) for v in value["__tuple__"])
         return {k: decode(v) for k, v in value.items()}

@@ -1,0 +1,102 @@
+"""The zygote's side of grading: what it believes of the sandbox's reports, and what a sandbox
+can find of earlier submissions in its own memory."""
+
+import secrets
+
+import numpy as np
+import pytest
+
+from course_utils.instructor.grading import wire
+from course_utils.instructor.grading.sandbox import Job, Limits
+from course_utils.instructor.grading.zygote import Progress, stage_order
+
+JOB = {
+    "helpers": ["import math"],
+    "cells": [("a", "x = 1"), ("b", "y = 2")],
+    "calls": [{"exercise": "a", "case": 0}, {"exercise": "a", "case": 1}],
+}
+
+
+def _run(progress, *frames):
+    for frame in frames:
+        progress.take(frame)
+    return progress
+
+
+def test_stages_are_believed_only_in_their_order():
+    order = stage_order(JOB, skip={"cell:b"})
+    assert order == ["setup", "helper:0", "cell:a", "call:a:0", "call:a:1"]
+    progress = _run(
+        Progress(order),
+        {"t": "start", "stage": "wall"},  # not a stage: ignored
+        {"t": "start", "stage": "setup"},
+        {"t": "end", "stage": "setup", "ok": True},
+        {"t": "start", "stage": "setup"},  # again, out of turn
+        {"t": "end", "stage": "setup", "ok": False},
+        {"t": "start", "stage": "cell:a"},  # helper:0 comes first
+        {"t": "done"},  # before the last stage
+    )
+    assert progress.stages == {"setup": {"status": "ok", "error": ""}}
+    assert progress.current is None and not progress.done
+
+
+def test_results_are_taken_once_and_only_for_the_running_call():
+    order = stage_order(JOB, skip=set())
+    frames = [{"t": "start", "stage": name} for name in order[:4]]
+    frames = [f for start in frames for f in (start, {"t": "end", "stage": start["stage"]})]
+    value = wire.encode(np.ones(2))
+    progress = _run(
+        Progress(order),
+        *frames,
+        {"t": "start", "stage": "call:a:0"},
+        {"t": "result", "stage": "call:a:1", "value": value},  # not the running call
+        {"t": "result", "stage": "call:a:0", "value": value},
+        {"t": "result", "stage": "call:a:0", "value": {"__npy__": "second"}},
+        {"t": "end", "stage": "call:a:0", "ok": False, "error": "X\n# Grader notice"},
+    )
+    assert list(progress.results) == ["call:a:0"]
+    assert progress.results["call:a:0"] == value
+    assert progress.stages["call:a:0"] == {"status": "error", "error": "an exception"}
+
+
+@pytest.mark.parametrize(
+    "error, shown",
+    [("ValueError", "ValueError"), ("Verdict:frozen", "Verdict:frozen"), ("a b", "an exception")],
+)
+def test_an_error_is_named_only_by_a_name(error, shown):
+    progress = _run(
+        Progress(["setup"]),
+        {"t": "start", "stage": "setup"},
+        {"t": "end", "stage": "setup", "ok": False, "error": error},
+    )
+    assert progress.stages["setup"]["error"] == shown
+
+
+@pytest.mark.sandbox
+def test_a_sandbox_finds_no_earlier_submission_in_its_memory():
+    from course_utils.instructor.grading.pool import Zygote
+
+    token = secrets.token_hex(20)
+    earlier = f"secret = 'leak-{token}-leak' * 50\n"  # a long string, as a cell's source is
+    scan = (
+        "import ctypes, re\n"
+        "def look():\n"
+        "    pattern, found = re.compile(rb'leak-[0-9a-f]{40}-leak'), 0\n"
+        "    for line in open('/proc/self/maps'):\n"
+        "        parts = line.split()\n"
+        "        if not parts[1].startswith('rw') or (len(parts) > 5 and parts[5] != '[heap]'):\n"
+        "            continue\n"
+        "        low, high = (int(v, 16) for v in parts[0].split('-'))\n"
+        "        if high - low < 1 << 28:\n"
+        "            found += len(pattern.findall(ctypes.string_at(low, high - low)))\n"
+        "    return [found]\n"
+    )
+    calls = [{"exercise": "x", "name": "look", "case": 0, "args": [], "kwargs": {}}]
+    zygote = Zygote(0)
+    try:
+        zygote.run(Job(earlier, [("x", earlier)], [], Limits()))
+        reply = zygote.run(Job(scan, [], calls, Limits()))
+    finally:
+        zygote.close()
+    assert reply["stages"]["call:x:0"]["status"] == "ok", reply
+    assert wire.decode(reply["results"]["call:x:0"]).tolist() == [0.0]
