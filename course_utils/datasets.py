@@ -286,8 +286,11 @@ def _new_shape_masks(cy, cx, r, period, phase, yy, xx) -> list[torch.Tensor]:
     ]
 
 
-def _draw(masks_fn, n: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` images (n, 3, size, size) of the classes ``masks_fn`` draws, and labels (n,), balanced."""
+def _draw(
+    masks_fn, n: int, seed: int, size: int, radius=(0.3, 0.6), angle=(0.0, 0.0), centre=0.35
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images (n, 3, size, size) of the classes ``masks_fn`` draws, and labels (n,), balanced;
+    ``radius``, ``angle`` (degrees) and ``centre`` (largest offset) as in :func:`shapes10`."""
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 10
     y = y[torch.randperm(n, generator=g)]
@@ -299,7 +302,16 @@ def _draw(masks_fn, n: int, seed: int, size: int) -> tuple[torch.Tensor, torch.T
 
     cy, cx, r = u(-0.35, 0.35), u(-0.35, 0.35), u(0.3, 0.6)
     period, phase = u(0.12, 0.25), u(0, 1)
-    masks = torch.stack(masks_fn(cy, cx, r, period, phase, yy, xx), dim=1)  # (n, 10, H, W)
+    turns = torch.Generator().manual_seed(seed)  # its own stream: other draws stay the same
+    turn = torch.deg2rad(torch.rand(n, 1, 1, generator=turns) * (angle[1] - angle[0]) + angle[0])
+    scaled = radius[0] + (r - 0.3) / 0.3 * (radius[1] - radius[0])  # the same draw, new range
+    period, r = period * scaled / r, scaled  # textures scale with their shape
+    cy, cx = cy * centre / 0.35, cx * centre / 0.35
+    # the shape turned about its own centre: the masks sampled on turned coordinates
+    cos, sin = torch.cos(turn), torch.sin(turn)
+    ry = cy + cos * (yy - cy) - sin * (xx - cx)
+    rx = cx + sin * (yy - cy) + cos * (xx - cx)
+    masks = torch.stack(masks_fn(cy, cx, r, period, phase, ry, rx), dim=1)  # (n, 10, H, W)
     mask = masks[torch.arange(n), y].float().unsqueeze(1)  # (n, 1, H, W)
     background = torch.rand(n, 3, 1, 1, generator=g)
     foreground = (background + 0.35 + 0.3 * torch.rand(n, 3, 1, 1, generator=g)) % 1.0
@@ -318,14 +330,41 @@ def _draw(masks_fn, n: int, seed: int, size: int) -> tuple[torch.Tensor, torch.T
     return x.clamp(0, 1), y.long()
 
 
-def shapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def shapes10(
+    n: int,
+    *,
+    seed: int = 0,
+    size: int = 32,
+    radius: tuple[float, float] = (0.3, 0.6),
+    angle: tuple[float, float] = (0.0, 0.0),
+    centre: float = 0.35,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` procedurally drawn colour images (n, 3, size, size) in [0, 1] and labels (n,), balanced.
 
     Each class is a spatial pattern (see :data:`SHAPES10_CLASSES`) drawn with a random colour,
-    centre, scale and (for the textures, which fill a square patch) period and phase, over a
-    random background colour with smooth noise; the foreground never has the background's colour.
+    centre (offsets up to ``centre``, in half-widths), size (``radius`` range, in half-widths) and
+    angle (``angle`` range in degrees, turned about the shape's centre) and, for the textures,
+    which fill a square patch, period and phase, over a random background colour with smooth
+    noise; the foreground never has the background's colour. The same ``seed`` with another
+    ``radius``, ``angle`` or ``centre`` gives the same images with the shapes moved, scaled or
+    turned: the exact transformation, without the borders that transforming pixels leaves.
     """
-    return _draw(_shape_masks, n, seed, size)
+    _check_range("radius", radius, 0.02, 1.5)
+    _check_range("angle", angle, -360.0, 360.0)
+    if not 0.0 <= centre <= 0.9:
+        raise ValueError(f"centre must be between 0 and 0.9 half-widths; got {centre!r}")
+    return _draw(_shape_masks, n, seed, size, radius, angle, centre)
+
+
+def _check_range(name: str, value, low: float, high: float) -> None:
+    """ValueError unless ``value`` is a (from, to) pair with low <= from <= to <= high."""
+    ok = isinstance(value, tuple | list) and len(value) == 2
+    ok = ok and all(isinstance(v, int | float) for v in value)
+    if not (ok and low <= value[0] <= value[1] <= high):
+        raise ValueError(
+            f"{name} must be a (from, to) pair with {low:g} <= from <= to <= {high:g}; "
+            f"got {value!r} (one value v: pass ({name}=(v, v)))"
+        )
 
 
 def newshapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

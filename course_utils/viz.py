@@ -264,3 +264,34 @@ def layer_probes(*curves):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def invariance_curves(groups, *, xlabel: str, layers=None, shade=None, title: str = ""):
+    """Zeiler and Fergus's four panels for ``groups`` {label: [invariance.Curves, one per seed]}:
+    feature change at each of ``layers`` (default: the first and the last measured), probability
+    of the true class and accuracy, each a mean over seeds with a band of ± one standard
+    deviation. ``shade`` (low, high): the amounts the training data covered."""
+    plt = _plt()
+    first = next(iter(groups.values()))[0]
+    layers = layers or [list(first.change)[0], list(first.change)[-1]]
+    panels = [(f"feature change at {name}", "change", name) for name in layers]
+    panels += [("P(true class)", "probability", None), ("accuracy", "accuracy", None)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.9))
+    for ax, (heading, field, layer) in zip(axes, panels, strict=True):
+        for label, runs in groups.items():
+            rows = [getattr(r, field)[layer] if layer else getattr(r, field) for r in runs]
+            values = np.array(rows, dtype=float)
+            mean, sd = values.mean(0), values.std(0, ddof=1) if len(values) > 1 else 0 * values[0]
+            amounts = np.asarray(runs[0].amounts, dtype=float)
+            ax.plot(amounts, mean, marker=".", label=label)
+            ax.fill_between(amounts, mean - sd, mean + sd, alpha=0.25)
+        if shade is not None:
+            ax.axvspan(*shade, color="0.9", zorder=0)
+        ax.set_title(heading, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -267,3 +267,23 @@ def graded_norm_only(train_only_norm_layers, kind):
     model, head = norm_network(int(kind))
     seen = trainable_after(train_only_norm_layers, model, head)
     return None if seen is None else np.concatenate(seen)
+
+
+# ----------------------------------------------------------------------------- ascent-step
+
+
+def ascent_unit(kind: int, w: torch.Tensor):
+    """The unit the ascent-step checks climb: x -> <w, x> (kind 0, a first-layer unit before its
+    nonlinearity), relu(<w, x>) + 0.1 <w, x>^2 (kind 1) or the log-sum-exp of w * x (kind 2)."""
+    if kind == 0:
+        return lambda x: (w * x).sum()
+    if kind == 1:
+        return lambda x: torch.relu((w * x).sum()) + 0.1 * (w * x).sum() ** 2
+    return lambda x: torch.logsumexp((w * x).flatten(), 0)
+
+
+def graded_ascent_step(ascent_step, x, w, kind, lr, radius):
+    """The student's step from hidden start ``x`` for the unit of ``kind`` with weights ``w``."""
+    start, weights = torch.from_numpy(x), torch.from_numpy(w)
+    got = ascent_step(ascent_unit(int(kind), weights), start.clone(), float(lr), float(radius))
+    return got.detach() if isinstance(got, torch.Tensor) else got

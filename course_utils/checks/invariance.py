@@ -1,0 +1,123 @@
+"""Public checks for notebook 08 (invariance and what CNNs see): shifting images, one projected
+gradient-ascent step, blurred subsampling. References: ``invariance.shift``, autograd, and
+``invariance.BlurPool``; each common mistake is named."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from course_utils.checks import call, exercise, expect_array, float64_tensor
+from course_utils.checks.harnesses import ascent_unit as unit
+from course_utils.invariance import BlurPool, binomial_kernel, shift
+
+SHIFT_CASES = [((1, 1, 4, 5), 1, 0, False), ((2, 3, 6, 6), -2, 1, True),
+               ((1, 2, 5, 7), 3, -2, False), ((1, 1, 6, 4), 0, 5, True),
+               ((2, 1, 5, 5), -4, -4, False)]  # fmt: skip
+
+
+def shift_slips(x, dx: int, dy: int, circular: bool) -> dict[str, torch.Tensor]:
+    """What the common mistakes in ``shift_images`` give for x (N, C, H, W): explanation -> result."""
+    x = float64_tensor(x)
+    mode, other = ("circular", "zeros") if circular else ("zeros", "circular")
+    slips = {
+        "the image moved the other way: a positive dx moves the content right (to larger column "
+        "indices) and a positive dy moves it down": shift(x, -dx, -dy, mode=mode),
+        f"{'circular' if not circular else 'zero'} filling: with circular={circular} the "
+        f"uncovered strip {'is zero' if not circular else 'gets what left the other side'}": shift(
+            x, dx, dy, mode=other
+        ),
+    }
+    if abs(dy) < x.shape[-1] and abs(dx) < x.shape[-2]:
+        slips[
+            "dx and dy are swapped: dx moves along the width (last axis), dy along the height"
+        ] = shift(x, dy, dx, mode=mode)
+    return slips
+
+
+@exercise("shift-images", "shift_images")
+def check_shift_images(shift_images) -> str:
+    for seed, (shape, dx, dy, circular) in enumerate(SHIFT_CASES):
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        expected = shift(x, dx, dy, mode="circular" if circular else "zeros")
+        what = f"shift_images(x {shape}, dx={dx}, dy={dy}, circular={circular})"
+        got = call(shift_images, "shift_images", x, dx, dy, circular=circular)
+        expect_array(
+            got, expected, what=what, atol=0, rtol=0, slips=shift_slips(x, dx, dy, circular)
+        )
+    return f"matches invariance.shift (torch.roll or F.pad) on {len(SHIFT_CASES)} cases"
+
+
+def reference_ascent_step(unit_fn, x: torch.Tensor, lr: float, radius: float) -> torch.Tensor:
+    """x + lr * grad unit(x), then scaled back onto the ball ‖x‖ <= radius if it left it."""
+    stepped = x.detach() + lr * torch.func.grad(unit_fn)(x.detach())
+    return stepped * (radius / stepped.norm()).clamp(max=1.0)
+
+
+def ascent_slips(unit_fn, x: torch.Tensor, lr: float, radius: float) -> dict[str, torch.Tensor]:
+    """What the common mistakes in ``ascent_step`` give: explanation -> result."""
+    step = lr * torch.func.grad(unit_fn)(x.detach())
+    up, down = x.detach() + step, x.detach() - step
+    return {
+        "this is a descent step: to make the unit fire more, move along +gradient": down
+        * (radius / down.norm()).clamp(max=1.0),
+        "the step is not projected: after the step, scale x back to norm radius when it is "
+        "larger (x * min(1, radius / ‖x‖))": up,
+        "this always rescales to norm radius; the constraint is ‖x‖ <= radius, so a step that "
+        "stays inside the ball is kept as it is": up * radius / up.norm(),
+    }
+
+
+ASCENT_CASES = [((3, 3, 3), 0, 0.5, 1.0), ((1, 5, 5), 1, 0.1, 2.0), ((2, 4, 4), 2, 1.0, 0.5),
+                ((3, 2, 2), 0, 0.01, 10.0)]  # fmt: skip
+
+
+def ascent_inputs(shape, kind: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The start x and weights w (both ``shape``, float64) of one ascent-step case."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(*shape, generator=g, dtype=torch.float64)
+    x = 0.3 * torch.randn(*shape, generator=g, dtype=torch.float64)
+    return x, w
+
+
+@exercise("ascent-step", "ascent_step")
+def check_ascent_step(ascent_step) -> str:
+    for seed, (shape, kind, lr, radius) in enumerate(ASCENT_CASES):
+        x, w = ascent_inputs(shape, kind, seed)
+        what = f"ascent_step(unit kind {kind}, x {shape}, lr={lr}, radius={radius})"
+        got = call(ascent_step, "ascent_step", unit(kind, w), x.clone(), lr, radius)
+        expected = reference_ascent_step(unit(kind, w), x, lr, radius)
+        if isinstance(got, torch.Tensor) and got.requires_grad:
+            got = got.detach()
+        slips = ascent_slips(unit(kind, w), x, lr, radius)
+        expect_array(got, expected, what=what, slips=slips)
+    return f"equals autograd's step and the projection on {len(ASCENT_CASES)} cases"
+
+
+def blur_slips(x, stride: int) -> dict[str, torch.Tensor]:
+    """What the common mistakes in ``blur_downsample`` give for x (N, C, H, W)."""
+    x = float64_tensor(x)
+    kernel = binomial_kernel(3).to(torch.float64).expand(x.shape[1], 1, 3, 3)
+    zero_padded = F.conv2d(F.pad(x, (1,) * 4), kernel, stride=stride, groups=x.shape[1])
+    return {
+        "the borders differ: pad with mode='reflect' (F.pad(x, (1, 1, 1, 1), mode='reflect')), "
+        "not zeros, so the edge pixels are not darkened": zero_padded,
+        "the kernel is not normalised: divide [1, 2, 1] x [1, 2, 1] by 16 so that it sums to 1": (
+            16 * BlurPool(x.shape[1], stride=stride).double()(x)
+        ),
+        "this subsamples without blurring first": x[..., ::stride, ::stride],
+    }
+
+
+BLUR_CASES = [((1, 1, 6, 6), 2), ((2, 3, 8, 7), 2), ((1, 2, 9, 9), 3), ((1, 4, 5, 8), 1)]
+
+
+@exercise("blur-downsample", "blur_downsample")
+def check_blur_downsample(blur_downsample) -> str:
+    for seed, (shape, stride) in enumerate(BLUR_CASES):
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        expected = BlurPool(shape[1], stride=stride).double()(x)
+        what = f"blur_downsample(x {shape}, stride={stride})"
+        got = call(blur_downsample, "blur_downsample", x, stride=stride)
+        expect_array(got, expected, what=what, slips=blur_slips(x, stride))
+    return f"matches BlurPool (depthwise binomial, reflect padding) on {len(BLUR_CASES)} cases"
