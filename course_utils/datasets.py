@@ -19,6 +19,7 @@ Stand-ins (documented in ``data/README.md``):
 
 from __future__ import annotations
 
+import numbers
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -349,22 +350,41 @@ def shapes10(
     ``radius``, ``angle`` or ``centre`` gives the same images with the shapes moved, scaled or
     turned: the exact transformation, without the borders that transforming pixels leaves.
     """
-    _check_range("radius", radius, 0.02, 1.5)
-    _check_range("angle", angle, -360.0, 360.0)
-    if not 0.0 <= centre <= 0.9:
-        raise ValueError(f"centre must be between 0 and 0.9 half-widths; got {centre!r}")
+    if (
+        isinstance(n, bool)
+        or not isinstance(n, int)
+        or n < 1
+        or not isinstance(size, int)
+        or size < 4
+    ):
+        raise ValueError(
+            f"n must be a whole number ≥ 1 and size one ≥ 4; got n={n!r}, size={size!r}"
+        )
+    radius, angle = (
+        _check_range("radius", radius, 0.02, 1.5),
+        _check_range("angle", angle, -360, 360),
+    )
+    (centre,) = _check_range("centre", (centre, centre), 0.0, 0.9)[:1]
     return _draw(_shape_masks, n, seed, size, radius, angle, centre)
 
 
-def _check_range(name: str, value, low: float, high: float) -> None:
-    """ValueError unless ``value`` is a (from, to) pair with low <= from <= to <= high."""
-    ok = isinstance(value, tuple | list) and len(value) == 2
-    ok = ok and all(isinstance(v, int | float) for v in value)
+def _check_range(name: str, value, low: float, high: float) -> tuple[float, float]:
+    """``value`` as a (from, to) pair of floats with low <= from <= to <= high; else ValueError.
+    NumPy numbers and 0-d tensors count as numbers; bools do not."""
+
+    def real(v) -> bool:
+        v = v.item() if isinstance(v, torch.Tensor) and v.ndim == 0 else v
+        return isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+
+    ok = isinstance(value, tuple | list) and len(value) == 2 and all(real(v) for v in value)
+    if ok:
+        value = tuple(float(v) for v in value)
     if not (ok and low <= value[0] <= value[1] <= high):
         raise ValueError(
             f"{name} must be a (from, to) pair with {low:g} <= from <= to <= {high:g}; "
             f"got {value!r} (one value v: pass ({name}=(v, v)))"
         )
+    return value
 
 
 def newshapes10(n: int, *, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

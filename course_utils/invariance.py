@@ -8,6 +8,7 @@ Every function takes and returns batches (N, C, H, W) on any device.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,18 @@ import torch.nn.functional as F
 from torch import nn
 
 SHIFT_MODES = ("zeros", "circular")
+
+
+def number(value, name: str, low: float, high: float) -> float:
+    """``value`` (a Python, NumPy or 0-d torch real number, not a bool) as a float within
+    [low, high]; otherwise the error that names ``name`` and the range."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [{low:g}, {high:g}]; got {value!r}")
+    if not low <= float(value) <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}]; got {float(value):g}")
+    return float(value)
 
 
 def check_images(x, name: str = "x") -> torch.Tensor:
@@ -55,10 +68,9 @@ def affine(x: torch.Tensor, *, angle: float = 0.0, scale: float = 1.0) -> torch.
     ``torch.rot90(x, 1, (2, 3))``) and zoomed by ``scale`` about the centre, bilinear; what comes
     from outside repeats the border pixels."""
     check_images(x)
-    if not (isinstance(angle, int | float) and -360 <= angle <= 360):
-        raise ValueError(f"angle must be a number of degrees in [-360, 360]; got {angle!r}")
-    if not (isinstance(scale, int | float) and 0.1 <= scale <= 10):
-        raise ValueError(f"scale must be a zoom factor in [0.1, 10]; got {scale!r}")
+    if len(x) == 0:
+        raise ValueError("x holds no images")
+    angle, scale = number(angle, "angle (degrees)", -360, 360), number(scale, "scale", 0.1, 10)
     turn = torch.tensor(np.deg2rad(angle), dtype=x.dtype)
     cos, sin = torch.cos(turn) / scale, torch.sin(turn) / scale
     # output pixel -> where to read it in the input (the inverse map), in [-1, 1] coordinates
@@ -77,6 +89,10 @@ def layer_names(model: nn.Module) -> list[str]:
 def layer_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict:
     """{layer name: its output (N, ...)} for ``x``, read by forward hooks, plus ``"logits"``."""
     check_images(x)
+    if isinstance(layers, str):
+        raise TypeError(
+            f"layers must be a list of names, e.g. [{layers!r}]; got the string {layers!r}"
+        )
     modules = dict(model.named_modules())
     missing = [name for name in layers if name not in modules or not name]
     if missing:
@@ -84,6 +100,10 @@ def layer_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> 
             f"{model.__class__.__name__} has no layer {', '.join(map(repr, missing))}; "
             f"its layers are: {', '.join(layer_names(model))}"
         )
+    parameter = next(model.parameters(), None)
+    if parameter is not None and parameter.dtype != x.dtype:
+        raise TypeError(f"x is {x.dtype} but the network's weights are {parameter.dtype}: "
+                        f"convert with x.to({parameter.dtype})")  # fmt: skip
     found: dict[str, torch.Tensor] = {}
     handles = [
         modules[name].register_forward_hook(
@@ -101,9 +121,16 @@ def layer_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> 
 
 
 def relative_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """‖a − b‖ / ‖a‖ per example (N,), over all other axes (0 where both are zero)."""
+    """‖a − b‖ / ‖a‖ per example (N,), over all other axes; NaN where a is all zeros."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+        raise TypeError("a and b must be torch tensors (N, ...) of the same shape")
+    if a.shape != b.shape or a.ndim < 2:
+        raise ValueError(
+            f"a and b must have one shape (N, ...); got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     a, b = a.flatten(1).double(), b.flatten(1).double()
-    return (a - b).norm(dim=1) / a.norm(dim=1).clamp_min(1e-12)
+    size = a.norm(dim=1)
+    return (a - b).norm(dim=1) / torch.where(size > 0, size, torch.nan)
 
 
 @dataclass
@@ -128,26 +155,44 @@ def curves(
     batch_size: int = 500,
 ) -> Curves:
     """Zeiler and Fergus's measurements of ``model`` on ``x`` (N, C, H, W) with labels ``y`` (N,)
-    under ``transform(x, amount)`` for each amount: φ_l(x) is compared with φ_l(Tx) per layer."""
+    under ``transform(x, amount)`` (called with the whole batch) for each amount: φ_l(x) is
+    compared with φ_l(Tx) per layer; the network sees ``batch_size`` images at a time."""
     model.eval()
-    device = next(model.parameters()).device
+    parameter = next(model.parameters(), None)
+    if parameter is None:
+        raise ValueError("the model has no parameters: curves measures a trained network")
+    device = parameter.device
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive whole number; got {batch_size!r}")
     result = Curves(list(amounts), {name: [] for name in layers})
-    chunks = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    originals = [layer_features(model, xb.to(device), layers) for xb, _ in chunks]
+
+    def features(images):  # batch_size images at a time through the network
+        parts = [
+            layer_features(model, images[i : i + batch_size].to(device), layers)
+            for i in range(0, len(images), batch_size)
+        ]
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+    if len(check_images(x)) == 0:
+        raise ValueError("x holds no images")
+    if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.is_floating_point() or len(y) != len(x):
+        raise ValueError(f"y must hold one whole-number class per image ({len(x)},); got "
+                         f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")  # fmt: skip
+    original = features(x)
     for amount in amounts:
-        change = {name: [] for name in layers}
-        probability, correct = [], []
-        for (xb, yb), original in zip(chunks, originals, strict=True):
-            moved = layer_features(model, transform(xb, amount).to(device), layers)
-            for name in layers:
-                change[name].append(relative_change(original[name], moved[name]))
-            p = moved["logits"].float().softmax(1).cpu()
-            probability.append(p[torch.arange(len(yb)), yb])
-            correct.append(p.argmax(1) == yb)
+        moved_x = check_images(transform(x, amount), "transform(x, amount)")
+        if moved_x.shape[0] != len(x):
+            raise ValueError(
+                f"transform(x, {amount!r}) returned {len(moved_x)} images for {len(x)}"
+            )
+        moved = features(moved_x)
         for name in layers:
-            result.change[name].append(torch.cat(change[name]).mean().item())
-        result.probability.append(torch.cat(probability).mean().item())
-        result.accuracy.append(torch.cat(correct).float().mean().item())
+            result.change[name].append(relative_change(original[name], moved[name]).mean().item())
+        p = moved["logits"].float().softmax(1).cpu()
+        if y.min() < 0 or y.max() >= p.shape[1]:
+            raise ValueError(f"labels must be in 0..{p.shape[1] - 1}; got {y.min()}..{y.max()}")
+        result.probability.append(p[torch.arange(len(y)), y].mean().item())
+        result.accuracy.append((p.argmax(1) == y).float().mean().item())
     return result
 
 
@@ -165,11 +210,21 @@ class BlurPool(nn.Module):
 
     def __init__(self, channels: int, *, stride: int = 2, size: int = 3) -> None:
         super().__init__()
+        for name, value in (("channels", channels), ("stride", stride), ("size", size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive whole number; got {value!r}")
+        if size % 2 == 0:
+            raise ValueError(f"size must be odd so the blur is centred; got {size}")
         self.channels, self.stride, self.pad = channels, stride, (size - 1) // 2
         kernel = binomial_kernel(size).expand(channels, 1, size, size).contiguous()
         self.register_buffer("kernel", kernel, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x)
+        if x.shape[1] != self.channels:
+            raise ValueError(f"this BlurPool blurs {self.channels} channels; x has {x.shape[1]}")
+        if min(x.shape[-2:]) <= self.pad:
+            raise ValueError(f"images of {tuple(x.shape[-2:])} are too small to pad by reflection")
         x = F.pad(x, (self.pad,) * 4, mode="reflect")
         return F.conv2d(x, self.kernel.to(x.dtype), stride=self.stride, groups=self.channels)
 
@@ -198,14 +253,18 @@ def photo_curves(model: nn.Module, transforms, *, kind: str, amounts: Sequence) 
     ``transforms``, against the class it predicts for each untransformed photo (no label is
     known): ``kind`` "shift" (circular, pixels), "scale" (zoom factor) or "rotation" (degrees)."""
     moves = {
-        "shift": lambda x, a: shift(x, int(a), 0, mode="circular"),
+        "shift": lambda x, a: shift(x, a, 0, mode="circular"),
         "scale": lambda x, a: affine(x, scale=float(a)),
         "rotation": lambda x, a: affine(x, angle=float(a)),
     }
     if kind not in moves:
         raise ValueError(f"kind must be one of {', '.join(moves)}; got {kind!r}")
     device = next(model.parameters()).device
-    x = torch.stack([transforms(photo) for photo in photos()]).to(device)
+    prepared = [transforms(photo) for photo in photos()]
+    if len({tuple(p.shape) for p in prepared}) != 1 or not prepared[0].is_floating_point():
+        raise ValueError("transforms must make float images (3, H, W) of one size from uint8 "
+                         "photos, as a torchvision weights' transforms() does")  # fmt: skip
+    x = torch.stack(prepared).to(device)
     with torch.no_grad():
         predicted = model.eval()(x).argmax(1).cpu()
     first = next(name for name, m in model.named_modules() if isinstance(m, nn.Conv2d))
@@ -216,3 +275,15 @@ def _last_features(model: nn.Module) -> str:
     """The name of the module just before the classifier (the pooled features)."""
     names = [name for name, _ in model.named_children()]
     return names[-2]
+
+
+def circular_padding(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose convolutions pad circularly instead of with zeros: the image
+    becomes a torus, so no border tells the network where it is (same weights)."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        if isinstance(module, nn.Conv2d):
+            module.padding_mode = "circular"
+    return twin

@@ -92,7 +92,7 @@ def path() -> Path:
 
 def load(variant: str, seed: int = 0, *, device=None) -> ShapeNet:
     """The shipped ``variant`` network of ``seed``, verified by sha256, in eval mode."""
-    if variant not in VARIANTS or seed not in SEEDS:
+    if variant not in VARIANTS or type(seed) is not int or seed not in SEEDS:
         raise KeyError(
             f"no shipped network {variant!r} seed {seed!r}; variants: {', '.join(VARIANTS)}; "
             f"seeds: {SEEDS}"

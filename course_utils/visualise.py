@@ -19,6 +19,8 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 
 def channel_objective(model: nn.Module, layer: str, channel: int) -> Objective:
     """image (N, 3, H, W) -> the mean activation of ``channel`` of ``layer``, summed over N."""
+    if isinstance(channel, bool) or not isinstance(channel, int):
+        raise TypeError(f"channel must be a whole number; got {channel!r}")
     modules = dict(model.named_modules())
     if layer not in modules or not layer:
         raise KeyError(
@@ -28,6 +30,7 @@ def channel_objective(model: nn.Module, layer: str, channel: int) -> Objective:
     found: dict[str, torch.Tensor] = {}
 
     def objective(image: torch.Tensor) -> torch.Tensor:
+        invariance.check_images(image, "image")
         handle = modules[layer].register_forward_hook(lambda _m, _i, out: found.update(out=out))
         try:
             model(image)
@@ -43,6 +46,7 @@ def channel_objective(model: nn.Module, layer: str, channel: int) -> Objective:
 
 def mix(first: Objective, second: Objective, weight: float) -> Objective:
     """The objective ``weight * first + (1 - weight) * second`` (weight 0.5 twice: a_i + a_j)."""
+    weight = invariance.number(weight, "weight", 0.0, 1.0)
     return lambda image: weight * first(image) + (1 - weight) * second(image)
 
 
@@ -97,6 +101,9 @@ def maximise(
     """The image (1, 3, size, size) in [0, 1] that ``steps`` Adam steps of gradient ascent on
     ``objective`` reach from a small random start (``robust``: each step sees the image randomly
     jittered, zoomed and turned)."""
+    for name, value, low in (("size", size, 8), ("steps", steps, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be a whole number of at least {low}; got {value!r}")
     parameters = Parameterisation(size, kind, seed=seed).to(device or "cpu")
     optimizer = torch.optim.Adam(parameters.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed + 1)
@@ -104,7 +111,10 @@ def maximise(
         image = parameters()
         if robust:
             image = jitter_scale_rotate(image, generator)
-        loss = -objective(image)
+        value = objective(image)
+        if not (isinstance(value, torch.Tensor) and value.numel() == 1 and value.requires_grad):
+            raise TypeError("objective(image) must return a one-number tensor computed from image")
+        loss = -value.sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -115,7 +125,8 @@ def maximise(
 def high_frequency_share(image: torch.Tensor) -> float:
     """The share of an image's power (its mean removed) at spatial frequencies above half the
     highest one: near 0 for smooth images, about 0.75 for white noise. ``image`` (N, C, H, W)."""
-    invariance.check_images(image, "image")
+    if len(invariance.check_images(image, "image")) == 0:
+        raise ValueError("image holds no images")
     centred = image - image.mean(dim=(-2, -1), keepdim=True)
     power = torch.fft.fft2(centred.double()).abs() ** 2
     fy = torch.fft.fftfreq(image.shape[-2], dtype=torch.float64)[:, None]
@@ -127,9 +138,11 @@ def high_frequency_share(image: torch.Tensor) -> float:
 def top_examples(model: nn.Module, layer: str, channel: int, x: torch.Tensor, k: int = 6):
     """Indices (k,) of the images in ``x`` (N, 3, H, W) on which ``channel`` of ``layer`` has the
     largest mean activation, and those activations (k,)."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(x):
+        raise ValueError(f"k must be a whole number from 1 to the {len(x)} images in x; got {k!r}")
     found = invariance.layer_features(model, x, [layer])[layer]
     if not 0 <= channel < found.shape[1]:
         raise IndexError(f"{layer} has {found.shape[1]} channels; got channel {channel}")
     values = found[:, channel].reshape(len(found), -1).mean(1)
-    best = values.topk(min(k, len(values)))
+    best = values.topk(k)
     return best.indices, best.values

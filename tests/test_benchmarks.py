@@ -10,6 +10,7 @@ import pytest
 
 #: script -> the smallest arguments that still take every code path
 SMALL_RUNS = {
+    "antialias_shift.py": ["--images", "40", "--seeds", "2"],
     "import_time.py": [],
     "conv2d_speed.py": [],
     "grading_throughput.py": ["--n", "2", "--jobs", "1"],
@@ -62,6 +63,16 @@ def test_benchmark_runs_and_prints_its_figures(root, script):
         assert all(0 <= row["mean"] <= 1 and row["n"] == 1 for row in figures["table"].values())
         assert figures["gain_at_1"]["best_transfer"] in METHODS
         assert figures["scratch_recipes"]["1"]["steps"] == 2 and "far_target" in figures
+    elif script == "antialias_shift.py":
+        assert figures["images"] == 40 and figures["seeds"] == 2
+        plain = figures["table"]["plain"]
+        assert (
+            set(plain)
+            == set(figures["table"]["antialiased"])
+            == set(figures["antialiased_minus_plain"])
+        )
+        assert 0 <= plain["consistency_1px_zeros"]["mean"] <= 1
+        assert plain["feature_change_1px"]["mean"] > 0
     elif script == "training_loop.py":
         assert figures["tiny"] is True and figures["history_epochs"] == 1
         assert (

@@ -3,6 +3,7 @@ networks, activation maximisation, and the exercises' checks naming their common
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,8 @@ def test_shift_moves_right_and_down_with_zeros_or_wrapping():
         (lambda x: invariance.shift(x, 1, mode="reflect"), "mode must be one of"),
         (lambda x: invariance.shift(x[0], 1), "add the batch axis"),
         (lambda x: invariance.shift((x * 255).byte(), 1), "convert with x.float()"),
-        (lambda x: invariance.affine(x, angle=400), "angle must be"),
+        (lambda x: invariance.affine(x, angle=400), r"angle \(degrees\) must be in"),
+        (lambda x: invariance.affine(x, scale=True), "scale must be a number"),
         (lambda x: invariance.affine(x, scale=0), "scale must be"),
         (lambda x: invariance.shift(x.numpy(), 1), "must be a torch tensor"),
     ],
@@ -222,3 +224,41 @@ def test_the_first_layer_optimum_under_a_norm_limit_is_the_normalised_filter():
         x = checks.reference_ascent_step(lambda p: (w * p).sum(), x, 0.2, 2.0)
     assert torch.allclose(x, 2.0 * w / w.norm(), atol=1e-6)
     assert math.isclose(x.norm().item(), 2.0)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda net, x, y: invariance.layer_features(net, x, "conv1"), TypeError, "a list"),
+        (lambda net, x, y: invariance.layer_features(net, x.double(), ["conv1"]), TypeError,
+         "convert with x.to"),
+        (lambda net, x, y: invariance.curves(net, x, y.float(), lambda a, _: a, [0], ["gap"]),
+         ValueError, "one whole-number class per image"),
+        (lambda net, x, y: invariance.curves(net, x, y + 10, lambda a, _: a, [0], ["gap"]),
+         ValueError, "labels must be in 0..9"),
+        (lambda net, x, y: invariance.curves(net, x, y, lambda a, _: a[:2], [0], ["gap"]),
+         ValueError, "returned 2 images for 6"),
+        (lambda net, x, y: invariance.BlurPool(4)(x), ValueError, "blurs 4 channels; x has 3"),
+        (lambda net, x, y: invariance.BlurPool(3, size=4), ValueError, "size must be odd"),
+        (lambda net, x, y: visualise.top_examples(net, "gap", 0, x, k=9), ValueError,
+         "from 1 to the 6 images"),
+        (lambda net, x, y: visualise.maximise(lambda im: im.sum(), steps=0), ValueError,
+         "steps must be a whole number of at least 1"),
+        (lambda net, x, y: visualise.maximise(lambda im: 1.0, steps=1), TypeError,
+         "one-number tensor"),
+        (lambda net, x, y: invariance_nets.load("plain", 1.0), KeyError, "seeds: \\(0, 1, 2\\)"),
+        (lambda net, x, y: invariance.relative_change(x, x[:2]), ValueError, "one shape"),
+    ],
+)  # fmt: skip
+def test_bad_input_to_the_measurements_says_what_to_fix(call, error, message):
+    net = invariance_nets.ShapeNet().eval()
+    x, y = datasets.shapes10(6, seed=0)
+    with pytest.raises(error, match=message):
+        call(net, x, y)
+
+
+def test_shapes10_takes_numpy_numbers_and_refuses_bools():
+    x, _ = datasets.shapes10(3, angle=(np.int64(10), np.float32(10)))
+    assert torch.equal(x, datasets.shapes10(3, angle=(10, 10))[0])
+    with pytest.raises(ValueError, match="angle must be a"):
+        datasets.shapes10(3, angle=(True, True))

@@ -34,6 +34,8 @@ VERDICTS = {
     "empty": "a group has no parameters: a block with nothing to train gets no group",
     "flags": "the function changed which parameters are trainable; it should only read them",
     "not-parameters": "return a list of the parameters that train (each once)",
+    "ascent-graph": "the new x still requires grad: return it without a gradient graph "
+    "(compute it from x.detach() or under torch.no_grad())",
 }
 
 
@@ -272,9 +274,13 @@ def graded_norm_only(train_only_norm_layers, kind):
 # ----------------------------------------------------------------------------- ascent-step
 
 
+#: The units of the ascent-step checks, by kind, as the messages write them.
+ASCENT_UNITS = ("<w, x>", "relu(<w, x>) + 0.1 <w, x>^2", "log sum exp(w * x)")
+
+
 def ascent_unit(kind: int, w: torch.Tensor):
-    """The unit the ascent-step checks climb: x -> <w, x> (kind 0, a first-layer unit before its
-    nonlinearity), relu(<w, x>) + 0.1 <w, x>^2 (kind 1) or the log-sum-exp of w * x (kind 2)."""
+    """The unit the ascent-step checks climb (see :data:`ASCENT_UNITS`): kind 0 is a first-layer
+    unit before its nonlinearity."""
     if kind == 0:
         return lambda x: (w * x).sum()
     if kind == 1:
@@ -283,7 +289,13 @@ def ascent_unit(kind: int, w: torch.Tensor):
 
 
 def graded_ascent_step(ascent_step, x, w, kind, lr, radius):
-    """The student's step from hidden start ``x`` for the unit of ``kind`` with weights ``w``."""
-    start, weights = torch.from_numpy(x), torch.from_numpy(w)
-    got = ascent_step(ascent_unit(int(kind), weights), start.clone(), float(lr), float(radius))
-    return got.detach() if isinstance(got, torch.Tensor) else got
+    """Two chained steps of the student's ``ascent_step`` from hidden start ``x`` for the unit
+    of ``kind`` with weights ``w``, stacked (2, *x.shape), as a loop would take them."""
+    unit = ascent_unit(int(kind), torch.from_numpy(w))
+    path = [torch.from_numpy(x)]
+    for _ in range(2):
+        got = ascent_step(unit, path[-1], float(lr), float(radius))
+        if isinstance(got, torch.Tensor) and got.requires_grad:
+            raise Verdict("ascent-graph")
+        path.append(torch.as_tensor(got, dtype=torch.float64))
+    return torch.stack(path[1:])

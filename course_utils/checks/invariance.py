@@ -7,9 +7,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import call, exercise, expect_array, float64_tensor
+from course_utils.checks import Mismatch, call, call_shared, exercise, expect_array, float64_tensor
+from course_utils.checks.harnesses import ASCENT_UNITS as UNITS
+from course_utils.checks.harnesses import VERDICTS
 from course_utils.checks.harnesses import ascent_unit as unit
 from course_utils.invariance import BlurPool, binomial_kernel, shift
+
+GRAPH = VERDICTS["ascent-graph"]
 
 SHIFT_CASES = [((1, 1, 4, 5), 1, 0, False), ((2, 3, 6, 6), -2, 1, True),
                ((1, 2, 5, 7), 3, -2, False), ((1, 1, 6, 4), 0, 5, True),
@@ -43,9 +47,9 @@ def check_shift_images(shift_images) -> str:
         what = f"shift_images(x {shape}, dx={dx}, dy={dy}, circular={circular})"
         got = call(shift_images, "shift_images", x, dx, dy, circular=circular)
         expect_array(
-            got, expected, what=what, atol=0, rtol=0, slips=shift_slips(x, dx, dy, circular)
+            got, expected, what=what, atol=1e-12, rtol=1e-12, slips=shift_slips(x, dx, dy, circular)
         )
-    return f"matches invariance.shift (torch.roll or F.pad) on {len(SHIFT_CASES)} cases"
+    return f"moves right and down, wrapping or zero filled, exactly, on {len(SHIFT_CASES)} cases"
 
 
 def reference_ascent_step(unit_fn, x: torch.Tensor, lr: float, radius: float) -> torch.Tensor:
@@ -54,17 +58,44 @@ def reference_ascent_step(unit_fn, x: torch.Tensor, lr: float, radius: float) ->
     return stepped * (radius / stepped.norm()).clamp(max=1.0)
 
 
-def ascent_slips(unit_fn, x: torch.Tensor, lr: float, radius: float) -> dict[str, torch.Tensor]:
-    """What the common mistakes in ``ascent_step`` give: explanation -> result."""
-    step = lr * torch.func.grad(unit_fn)(x.detach())
-    up, down = x.detach() + step, x.detach() - step
+def _descent(unit_fn, x, lr, radius):
+    stepped = x.detach() - lr * torch.func.grad(unit_fn)(x.detach())
+    return stepped * (radius / stepped.norm()).clamp(max=1.0)
+
+
+def _unprojected(unit_fn, x, lr, radius):
+    return x.detach() + lr * torch.func.grad(unit_fn)(x.detach())
+
+
+def _rescaled(unit_fn, x, lr, radius):
+    stepped = _unprojected(unit_fn, x, lr, radius)
+    return stepped * radius / stepped.norm()
+
+
+#: The common mistakes in ``ascent_step``: explanation -> the step that mistake takes.
+ASCENT_SLIPS = {
+    "this is a descent step: to make the unit fire more, move along +gradient": _descent,
+    "the step is not projected: after the step, scale x back to norm radius when it is "
+    "larger (x * min(1, radius / ‖x‖))": _unprojected,
+    "this always rescales to norm radius; the constraint is ‖x‖ <= radius, so a step that "
+    "stays inside the ball is kept as it is": _rescaled,
+}
+
+
+def ascent_steps(step, unit_fn, x: torch.Tensor, lr: float, radius: float, steps: int = 1):
+    """``steps`` chained applications of ``step`` from x, stacked (steps, *x.shape)."""
+    path = []
+    for _ in range(steps):
+        x = step(unit_fn, x, lr, radius)
+        path.append(x)
+    return torch.stack(path)
+
+
+def ascent_slips(unit_fn, x: torch.Tensor, lr: float, radius: float, steps: int = 1) -> dict:
+    """What the common mistakes in ``ascent_step`` give over ``steps`` chained steps."""
     return {
-        "this is a descent step: to make the unit fire more, move along +gradient": down
-        * (radius / down.norm()).clamp(max=1.0),
-        "the step is not projected: after the step, scale x back to norm radius when it is "
-        "larger (x * min(1, radius / ‖x‖))": up,
-        "this always rescales to norm radius; the constraint is ‖x‖ <= radius, so a step that "
-        "stays inside the ball is kept as it is": up * radius / up.norm(),
+        text: ascent_steps(step, unit_fn, x, lr, radius, steps)
+        for text, step in ASCENT_SLIPS.items()
     }
 
 
@@ -84,14 +115,18 @@ def ascent_inputs(shape, kind: int, seed: int) -> tuple[torch.Tensor, torch.Tens
 def check_ascent_step(ascent_step) -> str:
     for seed, (shape, kind, lr, radius) in enumerate(ASCENT_CASES):
         x, w = ascent_inputs(shape, kind, seed)
-        what = f"ascent_step(unit kind {kind}, x {shape}, lr={lr}, radius={radius})"
-        got = call(ascent_step, "ascent_step", unit(kind, w), x.clone(), lr, radius)
-        expected = reference_ascent_step(unit(kind, w), x, lr, radius)
+        what = f"ascent_step(unit x -> {UNITS[kind]}, x {shape}, lr={lr}, radius={radius})"
+        expected = ascent_steps(reference_ascent_step, unit(kind, w), x, lr, radius, 2)
+        slips = ascent_slips(unit(kind, w), x, lr, radius, 2)
+        got = call(ascent_step, "ascent_step", unit(kind, w.clone()), x, lr, radius)
         if isinstance(got, torch.Tensor) and got.requires_grad:
-            got = got.detach()
-        slips = ascent_slips(unit(kind, w), x, lr, radius)
-        expect_array(got, expected, what=what, slips=slips)
-    return f"equals autograd's step and the projection on {len(ASCENT_CASES)} cases"
+            raise Mismatch(f"{what}: {GRAPH}")
+        expect_array(got, expected[0], what=what, slips={k: v[0] for k, v in slips.items()})
+        again = call_shared(ascent_step, "ascent_step", unit(kind, w.clone()), got, lr, radius)
+        expect_array(  # a loop feeds each result back: leftover gradients show here
+            again, expected[1], what=f"{what}, then a second step from its result", slips={
+                k: v[1] for k, v in slips.items()})  # fmt: skip
+    return f"equals autograd's step and the projection on {len(ASCENT_CASES)} cases, twice each"
 
 
 def blur_slips(x, stride: int) -> dict[str, torch.Tensor]:
@@ -120,4 +155,4 @@ def check_blur_downsample(blur_downsample) -> str:
         what = f"blur_downsample(x {shape}, stride={stride})"
         got = call(blur_downsample, "blur_downsample", x, stride=stride)
         expect_array(got, expected, what=what, slips=blur_slips(x, stride))
-    return f"matches BlurPool (depthwise binomial, reflect padding) on {len(BLUR_CASES)} cases"
+    return f"blur and subsampling agree with the reference on {len(BLUR_CASES)} cases"
