@@ -1,6 +1,7 @@
 """Invariance measured: transformations of image batches, features by layer name, and how much
 a network's features, true-class probability and accuracy change under a transformation
-(the measure of Zeiler and Fergus 2014, section 4.3 and Fig. 5); blurred subsampling (Zhang 2019).
+(after Zeiler and Fergus 2014, section 4, "Feature invariance", Fig. 5); blurred subsampling
+(Zhang 2019).
 
 Every function takes and returns batches (N, C, H, W) on any device.
 """
