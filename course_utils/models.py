@@ -272,8 +272,10 @@ class AlexNet(nn.Module):
     Differences from the paper: a 227x227 input (the paper says 224, which does not give 55x55,
     see notebook 07); He (ReLU) or Glorot (tanh) initialisation with zero biases instead of the
     paper's N(0, 0.01) weights and biases of 1, which train slowly without its hand-tuned schedule;
-    the two GPUs are grouped convolutions on one device unless placed by ``course_utils.parallel``.
-    ``fast_convs=True`` computes conv1 (stride 4) as a ``SpaceToDepthConv2d`` and the grouped
+    the two GPUs are grouped convolutions on one device unless placed by ``course_utils.parallel``;
+    dropout sits where torchvision puts it, on the inputs of fc6 and fc7, while the paper applies
+    it "in the first two fully-connected layers" (section 4.2), on the outputs of fc6 and fc7, so
+    before fc7 and fc8. ``fast_convs=True`` computes conv1 (stride 4) as a ``SpaceToDepthConv2d`` and the grouped
     convolutions as ``DenseGroupedConv2d``: the same function, weights and ``state_dict``, in the
     shapes GPU tensor cores run fastest (the 227 network trains 1.5x faster on an H200,
     ``benchmarks/alexnet_227_variants.py``); on a CPU the extra multiply-adds make it slower.
