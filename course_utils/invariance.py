@@ -87,6 +87,17 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
+def layer(model: nn.Module, name: str) -> nn.Module:
+    """``model``'s submodule called ``name``; KeyError listing the names it has otherwise."""
+    module = dict(model.named_modules()).get(name) if name else None
+    if module is None:
+        raise KeyError(
+            f"{model.__class__.__name__} has no layer {name!r}; its layers are: "
+            f"{', '.join(layer_names(model))}"
+        )
+    return module
+
+
 def layer_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict:
     """{layer name: its output (N, ...)} for ``x``, read by forward hooks, plus ``"logits"``."""
     check_images(x)
@@ -94,13 +105,7 @@ def layer_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> 
         raise TypeError(
             f"layers must be a list of names, e.g. [{layers!r}]; got the string {layers!r}"
         )
-    modules = dict(model.named_modules())
-    missing = [name for name in layers if name not in modules or not name]
-    if missing:
-        raise KeyError(
-            f"{model.__class__.__name__} has no layer {', '.join(map(repr, missing))}; "
-            f"its layers are: {', '.join(layer_names(model))}"
-        )
+    modules = {name: layer(model, name) for name in layers}
     parameter = next(model.parameters(), None)
     if parameter is not None and parameter.dtype != x.dtype:
         raise TypeError(f"x is {x.dtype} but the network's weights are {parameter.dtype}: "

@@ -9,6 +9,7 @@ loaded with ``weights_only=True``), so the notebook only measures.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -97,22 +98,20 @@ def load(variant: str, seed: int = 0, *, device=None) -> ShapeNet:
             f"no shipped network {variant!r} seed {seed!r}; variants: {', '.join(VARIANTS)}; "
             f"seeds: {SEEDS}"
         )
-    file = path()
-    recorded = file.with_suffix(file.suffix + ".sha256")
-    if not file.exists() or not recorded.exists():
+    model = ShapeNet(antialias=VARIANTS[variant][0])
+    model.load_state_dict(_states(path())[f"{variant}/{seed}"])
+    return model.to(device or "cpu").eval()
+
+
+@functools.lru_cache(maxsize=2)
+def _states(file: Path) -> dict:
+    """Every shipped state dict, read and verified once per process."""
+    if not file.exists() or not file.with_suffix(file.suffix + ".sha256").exists():
         raise FileNotFoundError(
             f"{file} (or its .sha256) is missing from this installation of course_utils: "
             "reinstall the package, or remake it with `python -m course_utils.invariance_nets`"
         )
-    if train.sha256(file) != recorded.read_text().split()[0]:
-        raise train.CheckpointError(
-            f"{file} does not match its sha256: remake it with "
-            "`python -m course_utils.invariance_nets`"
-        )
-    states = torch.load(file, map_location="cpu", weights_only=True)
-    model = ShapeNet(antialias=VARIANTS[variant][0])
-    model.load_state_dict(states[f"{variant}/{seed}"])
-    return model.to(device or "cpu").eval()
+    return train.verified_state(file, fix="remake it with `python -m course_utils.invariance_nets`")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -227,22 +227,28 @@ class CheckpointError(RuntimeError):
     """A checkpoint that does not match its hash or its model; the message names file and fix."""
 
 
-def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
-    """Load ``path`` into ``model`` after checking ``path.sha256``; never deletes anything."""
+def verified_state(path: Path, *, map_location="cpu", fix: str = "delete it to train again"):
+    """What ``path`` holds (``torch.load`` with ``weights_only=True``) once it matches
+    ``path.sha256``; otherwise :class:`CheckpointError` ending with ``fix``."""
     path = Path(path)
     recorded_file = path.with_suffix(path.suffix + ".sha256")
     if not recorded_file.exists():
-        raise CheckpointError(
-            f"{path} has no {recorded_file.name} beside it; delete {path} to train again"
-        )
+        raise CheckpointError(f"{path} has no {recorded_file.name} beside it; {fix}")
     recorded = recorded_file.read_text().split()[0]
     actual = sha256(path)
     if actual != recorded:
         raise CheckpointError(
             f"{path} does not match its sha256 ({actual[:12]}... != {recorded[:12]}...): "
-            f"the file is corrupt or was replaced; delete it (and {recorded_file.name}) to train again"
+            f"the file is corrupt or was replaced; {fix}"
         )
-    state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
+    """Load ``path`` into ``model`` after checking ``path.sha256``; never deletes anything."""
+    path = Path(path)
+    fix = f"delete it (and {path.name}.sha256) to train again"
+    state = verified_state(path, map_location=next(model.parameters()).device, fix=fix)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -21,17 +21,12 @@ def channel_objective(model: nn.Module, layer: str, channel: int) -> Objective:
     """image (N, 3, H, W) -> the mean activation of ``channel`` of ``layer``, summed over N."""
     if isinstance(channel, bool) or not isinstance(channel, int):
         raise TypeError(f"channel must be a whole number; got {channel!r}")
-    modules = dict(model.named_modules())
-    if layer not in modules or not layer:
-        raise KeyError(
-            f"{model.__class__.__name__} has no layer {layer!r}; its layers are: "
-            f"{', '.join(invariance.layer_names(model))}"
-        )
+    unit_layer = invariance.layer(model, layer)
     found: dict[str, torch.Tensor] = {}
 
     def objective(image: torch.Tensor) -> torch.Tensor:
         invariance.check_images(image, "image")
-        handle = modules[layer].register_forward_hook(lambda _m, _i, out: found.update(out=out))
+        handle = unit_layer.register_forward_hook(lambda _m, _i, out: found.update(out=out))
         try:
             model(image)
         finally:
