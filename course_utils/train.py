@@ -8,6 +8,7 @@ gradient scaler on older GPUs, full fp32 on the CPU.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ def precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
     return (torch.bfloat16, False) if major >= 8 else (torch.float16, True)
 
 
-def _check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     """Fail early with one clear line when the batches (x, y) do not fit the model: another
     device or dtype, an input shape it refuses, logits that are not (N, classes), labels that are
     not class indices below the number of outputs (on a GPU that would be a device-side assert).
@@ -153,13 +154,13 @@ def fit(
     dtype, needs_scaler = precision(device)
     if channels_last if channels_last is not None else device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    _check_batch(model, *first)
+    check_batch(model, *first)
     if val is not None:  # found now rather than after the first epoch's training
         first_val = next(iter(val), None)
         if first_val is None:
             raise ValueError("the validation data (val) yields no batches: is it empty?")
         try:
-            _check_batch(model, *first_val)
+            check_batch(model, *first_val)
         except ValueError as exc:
             raise ValueError(f"in the validation data (val): {exc}") from None
     step = torch.compile(model) if compile else model
@@ -232,16 +233,23 @@ def verified_state(path: Path, *, map_location="cpu", fix: str = "delete it to t
     ``path.sha256``; otherwise :class:`CheckpointError` ending with ``fix``."""
     path = Path(path)
     recorded_file = path.with_suffix(path.suffix + ".sha256")
-    if not recorded_file.exists():
-        raise CheckpointError(f"{path} has no {recorded_file.name} beside it; {fix}")
-    recorded = recorded_file.read_text().split()[0]
+    if not path.is_file() or not recorded_file.is_file():
+        missing = path if not path.is_file() else recorded_file
+        raise CheckpointError(f"{missing} is missing (or not a file); {fix}")
+    words = recorded_file.read_text(errors="replace").split()
+    recorded = words[0].lower() if words else "(empty)"
     actual = sha256(path)
     if actual != recorded:
         raise CheckpointError(
             f"{path} does not match its sha256 ({actual[:12]}... != {recorded[:12]}...): "
             f"the file is corrupt or was replaced; {fix}"
         )
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise CheckpointError(
+            f"{path} is not a PyTorch state dict ({exc.__class__.__name__}); {fix}"
+        ) from None
 
 
 def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:

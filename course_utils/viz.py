@@ -191,6 +191,39 @@ def learning_curves(*histories, labels=None):
     return fig
 
 
+def race_curves(races, *, titles=None):
+    """Running training error (mean over each race's window of batches) against SGD steps for
+    every measured run of each ``activation_speed.Race``, one panel per race, with its target."""
+    races = [races] if hasattr(races, "runs") else list(races)
+    titles = list(titles) if titles is not None else [f"race {i}" for i in range(len(races))]
+    if not races or len(titles) != len(races):
+        raise ValueError(
+            f"race_curves needs one or more races and one title each; got {len(races)} races "
+            f"and {len(titles)} titles"
+        )
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(races), figsize=(5.2 * len(races), 3.4), squeeze=False)
+    for ax, race, title in zip(axes[0], races, titles, strict=True):
+        window = race.window
+        for k, (activation, runs) in enumerate(race.runs.items()):
+            for i, run in enumerate(runs):
+                if len(run.errors) < window:  # diverged before a window of batches: nothing to draw
+                    continue
+                errors = np.convolve(run.errors, np.ones(window) / window, mode="valid")
+                ax.plot(
+                    np.arange(window, len(run.errors) + 1),
+                    errors,
+                    color=f"C{k}",
+                    alpha=0.8,
+                    label=f"{activation} (lr {race.chosen_lr[activation]:g})" if i == 0 else None,
+                )
+        ax.axhline(race.target, color="gray", linestyle=":", label=f"target {race.target:.0%}")
+        ax.set(xlabel="SGD step", ylabel="training error", title=title, ylim=(0, 1))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def accuracy_vs_labels(results, *, title: str = "", chance: float | None = None):
     """Mean test accuracy against labels per class, one line per method, with a band of one
     standard deviation over seeds; ``results``: a ``transfer_methods.Results``."""

@@ -10,6 +10,7 @@ import pytest
 
 #: script -> the smallest arguments that still take every code path
 SMALL_RUNS = {
+    "alexnet_ablations.py": ["--tiny"],
     "antialias_shift.py": ["--images", "40", "--seeds", "2"],
     "import_time.py": [],
     "conv2d_speed.py": [],
@@ -63,6 +64,16 @@ def test_benchmark_runs_and_prints_its_figures(root, script):
         assert all(0 <= row["mean"] <= 1 and row["n"] == 1 for row in figures["table"].values())
         assert figures["gain_at_1"]["best_transfer"] in METHODS
         assert figures["scratch_recipes"]["1"]["steps"] == 2 and "far_target" in figures
+    elif script == "alexnet_ablations.py":
+        assert figures["epochs"] == 1 and figures["seeds"] == [0, 1]
+        rows = figures["variants"]
+        assert (
+            set(rows) == {"full network", "no LRN"}
+            and rows["full network"]["beyond_noise"] is False
+        )
+        assert all(
+            r["low"] <= r["mean"] <= r["high"] and len(r["accuracy"]) == 2 for r in rows.values()
+        )
     elif script == "antialias_shift.py":
         assert figures["images"] == 40 and figures["seeds"] == 2
         plain = figures["table"]["plain"]

@@ -1,0 +1,255 @@
+"""The ReLU/tanh race of notebooks 06 and 07 (course_utils.activation_speed) and notebook 07's
+ablation recipe, shipped long run and shipped network (course_utils.ablation)."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from course_utils import ablation, activation_speed, datasets, train
+from course_utils.activation_speed import Race, Run
+
+
+def separable(n=256, seed=0):
+    """Two classes told apart by the mean of the red channel: (n, 3, 8, 8), (n,)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = 0.1 * torch.randn(n, 3, 8, 8, generator=g)
+    x[:, 0] += (2 * y - 1).float().view(-1, 1, 1) * 0.5
+    return x, y
+
+
+def tiny(activation):
+    return activation_speed.four_layer_cnn(activation, channels=(4, 4, 4), side=8, num_classes=2)
+
+
+def test_four_layer_cnn_shapes_and_errors():
+    net = activation_speed.four_layer_cnn("tanh")
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert sum(isinstance(m, torch.nn.Tanh) for m in net.modules()) == 3
+    assert sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in net.modules()) == 4
+    with pytest.raises(ValueError, match="activation must be one of relu, tanh"):
+        activation_speed.four_layer_cnn("sigmoid")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        activation_speed.four_layer_cnn(side=28)
+
+
+def test_paper_initialisation_draws_small_weights_and_zero_biases():
+    torch.manual_seed(0)
+    net = activation_speed.paper_initialisation(activation_speed.four_layer_cnn())
+    weights = torch.cat([m.weight.flatten() for m in net.modules() if hasattr(m, "bias")])
+    assert abs(weights.std().item() - 0.01) < 5e-4
+    assert all(m.bias.abs().max() == 0 for m in net.modules() if hasattr(m, "bias"))
+
+
+def test_steps_to_error_reaches_an_easy_target_and_reports_a_miss():
+    x, y = separable()
+    torch.manual_seed(0)
+    run = activation_speed.steps_to_error(tiny("relu"), x, y, lr=0.1, batch_size=32, window=4)
+    assert run.steps is not None and run.steps == len(run.errors) <= 200
+    assert sum(run.errors[-4:]) / 4 <= 0.25 < sum(run.errors[:4]) / 4 or run.steps == 4
+    torch.manual_seed(0)
+    short = activation_speed.steps_to_error(
+        tiny("relu"), x, y, lr=1e-6, batch_size=32, window=4, max_steps=6
+    )
+    assert short.steps is None and len(short.errors) == 6
+
+
+def test_a_diverging_run_stops_without_reaching_the_target():
+    x, y = separable()
+    torch.manual_seed(0)
+    run = activation_speed.steps_to_error(tiny("relu"), x * 1e4, y, lr=1e6, batch_size=32)
+    assert run.steps is None and len(run.errors) < 1000
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"target": 1.5}, "target is a training error"),
+        ({"window": 0}, "window"),
+        ({"batch_size": 10_000}, "make no batch of 10000"),
+    ],
+)
+def test_steps_to_error_rejects_bad_settings(options, message):
+    x, y = separable()
+    with pytest.raises(ValueError, match=message):
+        activation_speed.steps_to_error(tiny("relu"), x, y, lr=0.1, **options)
+
+
+def test_race_picks_each_activations_fastest_rate_and_measures_fresh_seeds():
+    x, y = separable()
+    result = activation_speed.race(
+        tiny, x, y, lrs=(1e-5, 0.1), seeds=(1, 2, 3), batch_size=32, window=4, max_steps=120
+    )
+    for activation in ("relu", "tanh"):
+        assert result.chosen_lr[activation] == 0.1  # 1e-5 cannot learn in 120 steps
+        assert [r.seed for r in result.runs[activation]] == [1, 2, 3]
+        assert {r.seed for r in result.grid[activation]} == {0}
+    assert len(result.ratios()) == 3 and "over 3 seeds" in result.summary()
+    with pytest.raises(ValueError, match="must all differ"):
+        activation_speed.race(tiny, x, y, lrs=(0.1,), seeds=(0, 1), grid_seed=0)
+
+
+def fake_race(relu, tanh, max_steps=100):
+    def runs(steps):
+        return [Run(0.1, seed, s, []) for seed, s in enumerate(steps, 1)]
+
+    grid = {"relu": [Run(0.1, 0, 5, []), Run(0.3, 0, 9, [])], "tanh": [Run(0.1, 0, 5, [])]}
+    return Race(
+        0.25, max_steps, grid, {"relu": 0.1, "tanh": 0.1}, {"relu": runs(relu), "tanh": runs(tanh)}
+    )
+
+
+def test_race_ratios_verdicts_and_bounds():
+    assert fake_race([10, 20, 40], [60, 60, 80]).ratios() == [6.0, 3.0, 2.0]
+    assert fake_race([10, 20, 40], [60, 60, 80]).verdict() == "relu first with every seed"
+    assert fake_race([60, 60, 80], [10, 20, 40]).verdict() == "tanh first with every seed"
+    assert fake_race([10, 60, 40], [20, 20, 80]).verdict() == "no activation first with every seed"
+    missed = fake_race([10, 20, 40], [None, 60, 80])
+    assert missed.ratios()[0] == 10.0  # counted as max_steps: a lower bound
+    summary = missed.summary()
+    assert ">100" in summary and "bounds: some tanh runs" in summary
+    assert "grid's edge" in summary.splitlines()[0]  # relu's 0.1 is the smallest rate it tried
+
+
+def test_ablation_spread_and_noise_test():
+    result = ablation.Ablation(
+        (0, 1, 2), {"full network": [0.5, 0.6, 0.55], "a": [0.7, 0.8, 0.75], "b": [0.58, 0.7, 0.8]}
+    )
+    assert result.spread("full network") == (pytest.approx(0.55), 0.5, 0.6)
+    assert result.beyond_noise("a") and not result.beyond_noise("b")
+
+
+def test_ablate_checks_seeds_and_variants_before_training(tmp_path):
+    data = datasets.load_dataset("cifar10", "test", root=tmp_path, download=False, quiet=True)
+    recipe = ablation.Recipe(width=0.125)
+    with pytest.raises(ValueError, match="different seeds"):
+        ablation.ablate(recipe, data, data, epochs=1, n=64, seeds=(0, 0))
+    with pytest.raises(ValueError, match="variant 'typo'"):
+        ablation.ablate(recipe, data, data, epochs=1, n=64, variants={"typo": {"lnr": False}})
+    with pytest.raises(ValueError, match="n must be a whole number"):
+        recipe.train(data, 1, -10)
+
+
+def test_ablate_trains_each_variant_per_seed(tmp_path):
+    train_set = datasets.load_dataset("cifar10", "train", root=tmp_path, download=False, quiet=True)
+    test_set = datasets.load_dataset("cifar10", "test", root=tmp_path, download=False, quiet=True)
+    test_set = dataclasses.replace(test_set, x=test_set.x[:64], y=test_set.y[:64])
+    variants = {"full network": {}, "no LRN": {"lrn": False}}
+    recipe = ablation.Recipe(width=0.125, batch=32)
+    result = ablation.ablate(
+        recipe, train_set, test_set, epochs=1, n=64, seeds=(0, 1), variants=variants
+    )
+    assert set(result.accuracy) == set(variants)
+    assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in result.accuracy.values())
+
+
+def test_the_shipped_long_run_is_read_and_a_broken_one_is_refused(tmp_path):
+    record = ablation.measured()
+    assert set(record["variants"]) == set(ablation.VARIANTS) and len(record["seeds"]) >= 3
+    for row in record["variants"].values():
+        assert len(row["accuracy"]) == len(record["seeds"])
+        assert row["low"] <= row["mean"] <= row["high"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"variants": {"no LRN": {}}}))
+    with pytest.raises(ValueError, match="not a result of benchmarks/alexnet_ablations.py"):
+        ablation.measured(broken)
+    with pytest.raises(ValueError, match="missing"):
+        ablation.measured(tmp_path / "absent.json")
+
+
+def test_the_shipped_network_is_verified_and_has_learned(tmp_path):
+    model = ablation.trained_alexnet()
+    # an empty root: the shapes10 stand-in the network was trained on, even where CIFAR-10 is cached
+    test_set = datasets.load_dataset("cifar10", "test", root=tmp_path, download=False, quiet=True)
+    assert test_set.standin
+    with torch.no_grad():
+        accuracy = (model(test_set.x[:500]).argmax(1) == test_set.y[:500]).float().mean().item()
+    assert accuracy > 0.9
+    assert model.features[0].weight.shape == (16, 3, 5, 5)
+    copy = tmp_path / ablation.TRAINED
+    copy.write_bytes(ablation._asset(ablation.TRAINED).read_bytes()[:-10] + b"0" * 10)
+    (tmp_path / f"{ablation.TRAINED}.sha256").write_text(
+        ablation._asset(f"{ablation.TRAINED}.sha256").read_text()
+    )
+    with pytest.raises(train.CheckpointError, match="does not match its sha256"):
+        ablation.trained_alexnet(path=copy)
+    (tmp_path / f"{ablation.TRAINED}.sha256").write_text("")
+    with pytest.raises(train.CheckpointError, match="does not match its sha256"):
+        ablation.trained_alexnet(path=copy)
+    other = tmp_path / "other.pt"
+    train.save_checkpoint(torch.nn.Linear(2, 2), other)
+    with pytest.raises(train.CheckpointError, match="weights for another network"):
+        ablation.trained_alexnet(path=other)
+
+
+def test_retraining_the_shipped_network_never_replaces_a_file_unasked(tmp_path):
+    existing = tmp_path / "net.pt"
+    existing.write_bytes(b"keep")
+    with pytest.raises(SystemExit):
+        ablation.main(["--out", str(existing)])
+    with pytest.raises(SystemExit):
+        ablation.main(["--out", str(tmp_path)])
+    assert existing.read_bytes() == b"keep"
+
+
+def test_median_ratio_is_marked_as_a_bound_where_runs_missed():
+    assert fake_race([10, 20, 40], [60, 60, 80]).median_ratio() == "3"
+    assert fake_race([10, 20, 40], [None, None, None]).median_ratio() == ">= 5"
+    assert fake_race([None, 20, 40], [10, 10, 10]).median_ratio() == "0.25"
+    assert fake_race([None, None, 40], [10, 10, 10]).median_ratio() == "<= 0.1"
+    assert fake_race([None] * 3, [None] * 3).median_ratio().startswith("unknown")
+    # a bound below the median moves the median too: tanh's first seed missed (ratio >= 2)
+    assert fake_race([50, 10, 20], [None, 60, 80]).median_ratio() == ">= 4"
+
+
+def test_both_missed_is_unknown_and_a_divergence_is_said_and_ranked_last():
+    lost = fake_race([None] * 3, [None] * 3)
+    assert "unknown, neither reached the target" in lost.summary()
+    assert lost.verdict() == "no activation first with every seed"
+    # relu reached at exactly max_steps, tanh never: relu was first
+    assert fake_race([100, 100, 100], [None] * 3).verdict() == "relu first with every seed"
+
+
+def test_a_diverged_rate_is_never_chosen_over_one_that_trained(monkeypatch):
+    def canned(model, x, y, *, lr, seed, **options):  # lr 1 blows up early, at a low error
+        if lr == 1.0:
+            return Run(lr, seed, None, [0.3, 0.3], diverged=True)
+        return Run(lr, seed, None, [0.9, 0.6, 0.45, 0.4])
+
+    monkeypatch.setattr(activation_speed, "steps_to_error", canned)
+    x, y = separable()
+    result = activation_speed.race(tiny, x, y, lrs=(1.0, 0.1), max_steps=4, window=2)
+    assert result.chosen_lr == {"relu": 0.1, "tanh": 0.1}
+    assert "diverged at 3" not in result.summary()  # the measured runs did not diverge
+    result.runs["relu"][0] = Run(1.0, 1, None, [0.3, 0.3], diverged=True)
+    assert "diverged at 3" in result.summary()
+
+
+def test_race_refuses_repeated_seeds_and_bad_data():
+    x, y = separable()
+    with pytest.raises(ValueError, match="must all differ"):
+        activation_speed.race(tiny, x, y, lrs=(0.1,), seeds=(1, 1, 2))
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="finite floating-point"):
+        activation_speed.steps_to_error(tiny("relu"), bad, y, lr=0.1, batch_size=32)
+    with pytest.raises(ValueError, match="labels run from 0 to 5 but the model has 2 outputs"):
+        activation_speed.steps_to_error(tiny("relu"), x, y * 5, lr=0.1, batch_size=32)
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        activation_speed.steps_to_error(tiny("relu"), x, y, lr=0.0)
+
+
+def test_race_curves_draws_each_race_and_skips_runs_shorter_than_the_window():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils import viz
+
+    race = fake_race([10, 20, 40], [60, 60, 80])
+    race.runs["relu"][0].errors = [0.5] * 20
+    fig = viz.race_curves(race, titles=["one"])  # the other runs have no errors: skipped
+    assert len(fig.axes[0].lines) == 2  # one run and the target line
+    with pytest.raises(ValueError, match="one title each"):
+        viz.race_curves([race, race], titles=["one"])
