@@ -61,6 +61,30 @@ def test_skeleton_headings_in_order(nb):
     )
 
 
+#: "Prose cells of at most about 200 words" (the developers' guide): the limit a test holds.
+PROSE_WORDS = 220
+
+
+def test_prose_cells_are_short(nb):
+    long = [
+        (i, len(notebooks.source(cell).split()))
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "markdown" and len(notebooks.source(cell).split()) > PROSE_WORDS
+    ]
+    assert not long, f"markdown cells (index, words) over {PROSE_WORDS} words: split them: {long}"
+
+
+def test_open_questions_for_discussion_follow_the_summary(nb):
+    cells = [notebooks.source(c) for c in nb.cells if c.cell_type == "markdown"]
+    where = {
+        h: next((i for i, s in enumerate(cells) if h in s), None)
+        for h in ("## Summary", "## Open questions", "## Further reading")
+    }
+    assert None not in where.values() and list(where.values()) == sorted(where.values()), where
+    questions = re.findall(r"^\d+\. .+\?$", cells[where["## Open questions"]], re.MULTILINE)
+    assert 2 <= len(questions) <= 3, "two or three numbered questions, each ending in '?'"
+
+
 def test_first_code_cell_calls_setup(nb):
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert "course_utils.setup(" in notebooks.source(first)
