@@ -125,3 +125,19 @@ def test_plots_return_figures():
     assert titles == [str(label) for label in range(10)]
     chosen = viz.signals_by_class(np.zeros((20, 40)), np.arange(20) % 10, classes=[3, 1])
     assert [ax.get_title() for ax in chosen.axes[:2]] == ["3", "1"] and len(chosen.axes) == 6
+
+
+def test_architecture_diagrams_are_drawn_from_the_models_themselves():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils import models, viz
+
+    lenet = models.LeNet5().train()
+    texts = [t.get_text() for t in viz.architecture(lenet, (1, 1, 32, 32)).axes[0].texts]
+    assert lenet.training, "drawing must not leave the model in eval mode"
+    assert texts[:6] == ["input", "1×32×32", "conv 6@5×5", "6×28×28", "avg pool 2×2/2", "6×14×14"]
+    assert texts[-2:] == ["dense 10", "10"]
+    alexnet = viz.architecture(models.AlexNet(), (1, 3, 227, 227)).axes[0].texts
+    labels = [t.get_text() for t in alexnet]
+    assert labels.count("conv 256@5×5\n2 groups") == 1 and "256×6×6" in labels and labels[-1] == "1000"
