@@ -205,21 +205,9 @@ def ablate(
 def trained_alexnet(device="cpu", path: Path | None = None) -> models.AlexNet:
     """The shipped CIFAR-sized AlexNet of :data:`TRAINED_RECIPE` (or the one at ``path``), its
     sha256 verified, in eval mode."""
-    path = Path(path) if path is not None else _asset(TRAINED)
-    state = train.verified_state(
-        path,
-        fix="restore it from the repository (git checkout) or "
-        "retrain it: python -m course_utils.ablation",
-    )
     model = Recipe(width=TRAINED_RECIPE["width"]).new()
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError):
-        raise train.CheckpointError(
-            f"{path} holds weights for another network than notebook 07's CIFAR-sized AlexNet "
-            f"of width {TRAINED_RECIPE['width']}; restore it from the repository (git checkout)"
-        ) from None
-    return model.to(device).eval()
+    fix = "restore it from the repository (git checkout) or retrain it: python -m course_utils.ablation --force"
+    return train.load_checkpoint(model, path or _asset(TRAINED), fix=fix).to(device).eval()
 
 
 def main(argv: list[str] | None = None) -> None:

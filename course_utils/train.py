@@ -252,18 +252,22 @@ def verified_state(path: Path, *, map_location="cpu", fix: str = "delete it to t
         ) from None
 
 
-def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
-    """Load ``path`` into ``model`` after checking ``path.sha256``; never deletes anything."""
+def load_checkpoint(model: nn.Module, path: Path, *, fix: str | None = None) -> nn.Module:
+    """Load ``path`` into ``model`` after checking ``path.sha256``; never deletes anything.
+    ``fix`` ends the message of a :class:`CheckpointError` (default: delete it to train again)."""
     path = Path(path)
-    fix = f"delete it (and {path.name}.sha256) to train again"
-    state = verified_state(path, map_location=next(model.parameters()).device, fix=fix)
+    state = verified_state(
+        path,
+        map_location=next(model.parameters()).device,
+        fix=fix or f"delete it (and {path.name}.sha256) to train again",
+    )
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
         raise CheckpointError(
-            f"{path} holds weights for a different architecture ({first}); delete it to train "
-            f"this model, or load it into the model it was saved from"
+            f"{path} holds weights for another network (a different architecture: {first}); "
+            + (fix or "delete it to train this model, or load it into the model it was saved from")
         ) from None
     return model
 
