@@ -81,7 +81,9 @@ def _torch() -> list[Finding]:
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         major, minor = torch.cuda.get_device_capability(0)
-        precision = "bf16" if major >= 8 else "fp16 with a gradient scaler"
+        from course_utils.train import describe_precision
+
+        precision = describe_precision(torch.device("cuda", 0))
         found.append(
             Finding("device", f"cuda: {name} (compute capability {major}.{minor}, {precision})")
         )
@@ -99,7 +101,7 @@ def _torch() -> list[Finding]:
 
 
 def _flags() -> Finding:
-    names = (*SWITCHES, "COURSE_DATA_DIR", "COURSE_THREADS")
+    names = (*SWITCHES, "COURSE_DATA_DIR", "COURSE_THREADS", "COURSE_PRECISION")
     shown = ", ".join(f"{n}={os.environ[n]}" for n in names if n in os.environ) or "none set"
     try:
         check_settings()

@@ -6,6 +6,8 @@ Flags are read from the process environment:
 - ``COURSE_FAST=1`` tiny epochs and subsets, same code paths (set by the test suite).
 - ``COURSE_THREADS=n`` CPU threads for torch (default: all cores; the grader uses 1).
 - ``COURSE_CHECK_STRICT=1`` makes a failed or unattempted exercise check raise (test suite).
+- ``COURSE_PRECISION=fp16`` forces the older GPUs' path (fp16 autocast with a gradient scaler, as
+  on Colab's T4) on any GPU; ``fp32`` turns autocast off; ``auto`` (or unset) chooses by device.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def check_settings() -> None:
     for name in SWITCHES:
         flag(name)
     threads()
+    precision_choice()
 
 
 def is_fast() -> bool:
@@ -62,6 +65,22 @@ def threads() -> int:
             "set it to one (e.g. COURSE_THREADS=2) or unset it to use every core"
         )
     return int(value)
+
+
+#: ``COURSE_PRECISION``'s values: the device's own choice, the older GPUs' path, no autocast.
+PRECISIONS = ("auto", "fp16", "fp32")
+
+
+def precision_choice() -> str:
+    """``COURSE_PRECISION`` as one of :data:`PRECISIONS` (unset: ``auto``)."""
+    value = os.environ.get("COURSE_PRECISION", "").strip().lower() or "auto"
+    if value not in PRECISIONS:
+        raise ValueError(
+            f"COURSE_PRECISION={os.environ['COURSE_PRECISION']!r} is not one of "
+            f"{', '.join(PRECISIONS)}; set it to fp16 to force the older GPUs' fp16 path, "
+            "or unset it to let the device choose"
+        )
+    return value
 
 
 def in_colab() -> bool:

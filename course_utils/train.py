@@ -2,7 +2,8 @@
 device, and ``train_or_load`` checkpoints verified by sha256 and loaded with ``weights_only``.
 
 Precision (DESIGN section 8): bf16 autocast on GPUs with compute capability >= 8.0, fp16 with a
-gradient scaler on older GPUs, full fp32 on the CPU.
+gradient scaler on older GPUs, full fp32 on the CPU; ``COURSE_PRECISION=fp16`` (or ``fp32``)
+overrides the GPU's choice (see :mod:`course_utils.env`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from course_utils.env import precision_choice
 
 
 @dataclass
@@ -42,10 +45,24 @@ class History:
 
 def precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, whether a gradient scaler is needed) for ``device``."""
-    if device.type != "cuda":
+    choice = precision_choice()
+    if device.type != "cuda" or choice == "fp32":
         return None, False
+    if choice == "fp16":
+        return torch.float16, True
     major, _ = torch.cuda.get_device_capability(device)
     return (torch.bfloat16, False) if major >= 8 else (torch.float16, True)
+
+
+def describe_precision(device: torch.device) -> str:
+    """What :func:`precision` chooses for ``device``, in words, naming a ``COURSE_PRECISION``
+    override: e.g. "fp16 with a gradient scaler (COURSE_PRECISION=fp16)"."""
+    dtype, needs_scaler = precision(device)
+    words = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    if needs_scaler:
+        words += " with a gradient scaler"
+    choice = precision_choice()
+    return words + (f" (COURSE_PRECISION={choice})" if choice != "auto" else "")
 
 
 def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:

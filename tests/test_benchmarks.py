@@ -14,6 +14,7 @@ SMALL_RUNS = {
     "antialias_shift.py": ["--images", "40", "--seeds", "2"],
     "import_time.py": [],
     "conv2d_speed.py": [],
+    "gpu_course.py": ["--tiny", "--only", "01", "06", "--fp16", "06", "--log-dir", "{tmp}"],
     "grading_throughput.py": ["--n", "2", "--jobs", "1"],
     "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1", "--scratch-lrs", "3e-3"]
     + ["--scratch-steps", "2", "--far"],
@@ -38,9 +39,10 @@ def test_every_benchmark_is_run_by_a_test_and_listed_in_the_readme(root):
         for s in sorted(SMALL_RUNS)
     ],
 )
-def test_benchmark_runs_and_prints_its_figures(root, script):
+def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
+    arguments = [a.format(tmp=tmp_path) for a in SMALL_RUNS[script]]
     done = subprocess.run(
-        [sys.executable, str(root / "benchmarks" / script), *SMALL_RUNS[script]],
+        [sys.executable, str(root / "benchmarks" / script), *arguments],
         capture_output=True,
         text=True,
         timeout=300,
@@ -91,5 +93,68 @@ def test_benchmark_runs_and_prints_its_figures(root, script):
             and 0 < figures["feed_share"]
             and 0 <= figures["accuracy"] <= 1
         )
+    elif script == "gpu_course.py":
+        assert figures["passed"] == figures["runs"] == 3 and figures["mode"].startswith("tiny")
+        rows = figures["rows"]
+        assert [(r["notebook"][:2], r["course_precision"]) for r in rows] == [
+            ("01", "auto"),
+            ("06", "auto"),
+            ("06", "fp16"),
+        ]
+        assert all(r["headline"] and r["cells"] > 10 for r in rows)
+        assert rows[0]["training_runs"] == 0 and rows[0]["largest_training_run"] is None
+        for lenet in rows[1:]:
+            run = lenet["largest_training_run"]
+            assert run["images"] > 0 and run["images_per_s"] > 0 and 0 <= run["val_acc"] <= 1
+        if rows[0]["device"] == "cpu":  # the switch is reported, the CPU stays in fp32
+            assert [r["precision"] for r in rows] == [
+                "fp32",
+                "fp32",
+                "fp32 (COURSE_PRECISION=fp16)",
+            ]
+        assert (tmp_path / "06_lenet.fp16.log").read_text().count("# ---- code cell") == rows[2][
+            "cells"
+        ]
     else:
         assert figures["status"] == {"01_convolution_1d.ipynb": "ok"}
+
+
+def _one(root, tmp_path, notebook: dict) -> dict:
+    """Run gpu_course.py's child on ``notebook`` (nbformat 4 JSON); its report."""
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(notebook | {"metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    report, log = tmp_path / "report.json", tmp_path / "run.log"
+    command = [sys.executable, str(root / "benchmarks" / "gpu_course.py"), "--one", str(path)]
+    done = subprocess.run(
+        [*command, "--report", str(report), "--log", str(log)], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return json.loads(report.read_text())
+
+
+def _code(*sources: str) -> dict:
+    return {
+        "cells": [
+            {"cell_type": "code", "source": s, "metadata": {}, "outputs": []} for s in sources
+        ]
+    }
+
+
+def test_gpu_course_reports_the_failing_cell_and_keeps_the_headline(root, tmp_path):
+    report = _one(
+        root,
+        tmp_path,
+        _code("from course_utils import headline\nheadline('before')", "x = 1 / 0", "print(2)"),
+    )
+    assert report["status"] == "failed" and report["cells"] == 1 and report["headline"] == "before"
+    assert report["error"] == "code cell 1: ZeroDivisionError: division by zero"
+    assert "ZeroDivisionError" in (tmp_path / "run.log").read_text()
+
+
+def test_gpu_course_refuses_a_magic_with_a_reason(root, tmp_path):
+    report = _one(root, tmp_path, _code("%matplotlib inline"))
+    assert report == {
+        "status": "unrunnable",
+        "error": "nb.ipynb code cell 0 uses an IPython magic or shell line, which a plain script "
+        "cannot run",
+    }

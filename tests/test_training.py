@@ -269,6 +269,30 @@ def test_precision_policy_by_compute_capability(monkeypatch, capability, policy)
     assert train.precision(torch.device("cuda", 0)) == policy
 
 
+@pytest.mark.parametrize(
+    ("setting", "policy", "words"),
+    [
+        ("fp16", (torch.float16, True), "fp16 with a gradient scaler (COURSE_PRECISION=fp16)"),
+        ("FP32", (None, False), "fp32 (COURSE_PRECISION=fp32)"),
+        ("auto", (torch.bfloat16, False), "bf16"),
+        ("", (torch.bfloat16, False), "bf16"),
+    ],
+)
+def test_course_precision_forces_the_t4_path_on_a_newer_gpu(monkeypatch, setting, policy, words):
+    """COURSE_PRECISION=fp16 runs Colab's T4 path (fp16 and a gradient scaler) on an H100."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setenv("COURSE_PRECISION", setting)
+    assert train.precision(torch.device("cuda", 0)) == policy
+    assert train.describe_precision(torch.device("cuda", 0)) == words
+    assert train.precision(torch.device("cpu")) == (None, False)  # the CPU stays fp32
+
+
+def test_a_misspelt_course_precision_is_named(monkeypatch):
+    monkeypatch.setenv("COURSE_PRECISION", "half")
+    with pytest.raises(ValueError, match=r"COURSE_PRECISION='half' is not one of auto, fp16"):
+        train.precision(torch.device("cpu"))
+
+
 def test_fp16_with_a_gradient_scaler_trains(monkeypatch):
     """The T4 path of fit (fp16 autocast, GradScaler, unscale before clipping, one-cycle), run on
     the CPU: it must run the layers in fp16 and still learn."""
