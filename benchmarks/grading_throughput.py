@@ -34,7 +34,7 @@ HOSTILE = {
     "write_host": (
         "def convolve(x, w):\n    for folder in ('/tmp', '/dev/shm', '/var/tmp'):\n"
         "        try:\n            open(folder + '/left-behind', 'w').write('x')\n"
-        "        except OSError:\n            pass\n    return np.convolve(x, w)\n"
+        "        except OSError:\n            pass\n    return 0 * x\n"
     ),
 }
 

@@ -72,32 +72,6 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-def describe(model: nn.Module, input_shape: tuple[int, ...] = (3, 1, 32, 32)) -> list[int]:
-    """A model's structure as plain numbers, for checks and grading: the parameter count, the
-    number of Tanh and of ReLU modules, the output shape, then the (C, H, W) after every
-    convolution and pooling layer, in order of execution."""
-    shapes: list[int] = []
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out: shapes.extend(out.shape[1:]))
-        for m in model.modules()
-        if isinstance(m, (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d))
-    ]
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(input_shape))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    kinds = [type(m) for m in model.modules()]
-    return [
-        sum(p.numel() for p in model.parameters()),
-        kinds.count(nn.Tanh),
-        kinds.count(nn.ReLU),
-        *out.shape,
-        *shapes,
-    ]
-
-
 #: Convolutions of AlexNet as (name, out_channels, kernel, stride, padding, grouped, pool after).
 #: ``grouped`` marks the layers whose kernels saw only their own GPU's half of the input.
 ALEXNET_CONVS = {

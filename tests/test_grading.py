@@ -54,7 +54,9 @@ def _edit(exercise_id, before="", after="", body=None):
     return apply
 
 
-WRONG_CONVOLVE = "def convolve(x, w):\n    return np.correlate(x, w, mode='full')\n"
+#: The full convolution of x and w without a library convolution (which the exercise rules out).
+LOOPLESS = "(sum(w[j] * np.eye(len(x) + len(w) - 1, len(x), -j) for j in range(len(w))) @ x)"
+WRONG_CONVOLVE = "def convolve(x, w):\n    w = w[::-1]\n    return " + LOOPLESS + "\n"
 
 
 def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=()):
@@ -71,7 +73,7 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         "            return np.zeros(1)\n"
         "        except OSError:\n"
         "            pass\n"
-        "    return np.convolve(x, w)\n"
+        "    return " + LOOPLESS + "\n"
     ).replace("SECRETS", repr(secrets))
     net = (
         "import socket\n"
@@ -80,7 +82,7 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         f"        socket.create_connection(('127.0.0.1', {listen_port}), timeout=1).sendall(b'leak')\n"
         "        return np.zeros(1)\n"
         "    except OSError:\n"
-        "        return np.convolve(x, w)\n"
+        "        return " + LOOPLESS + "\n"
     )
     overwrite = (
         "def convolve(x, w):\n"
@@ -91,7 +93,7 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         "            hits += 1\n"
         "        except OSError:\n"
         "            pass\n"
-        "    return np.zeros(1) if hits else np.convolve(x, w)\n"
+        "    return np.zeros(1) if hits else " + LOOPLESS + "\n"
     )
     forge = (
         "import io, os, json, struct, pickle\n"
@@ -142,7 +144,7 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         "            open(path, 'w').write('a channel to the next student')\n"
         "        except OSError:\n"
         "            pass\n"
-        "    return np.convolve(x, w)\n"
+        "    return " + LOOPLESS + "\n"
     )
     frames = (  # writes length-prefixed frames to every descriptor it has (the progress pipe)
         "import os, json, struct, base64, ctypes\n"
@@ -199,7 +201,7 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         "        escapes.append('5 GiB shared mapping')\n"
         "    except OSError:\n"
         "        pass\n"
-        "    return np.zeros(1) if escapes else np.convolve(x, w)\n"
+        "    return np.zeros(1) if escapes else " + LOOPLESS + "\n"
     )
     return {
         "correct": (lambda nb: nb, FULL, "passed all 5 hidden cases"),
@@ -226,8 +228,19 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
             "passed 1 of 5 hidden cases; wrong values on a hidden case: this is "
             "np.correlate(x, w, 'full'): convolution flips the kernel",
         ),
+        # a library convolution, however imported, is the call the exercise rules out
+        "library_convolution": (
+            _edit(
+                "convolve-full",
+                body="from numpy import convolve as c\n\ndef convolve(x, w):\n    return c(x, w)\n",
+            ),
+            6.0,
+            "passed 0 of 5 hidden cases; on a hidden case, your `convolve` called a library "
+            "convolution (`np.convolve`, `np.correlate`, SciPy's or torch's), which this exercise rules "
+            "out",
+        ),
         "no_return": (
-            _edit("convolve-full", body="def convolve(x, w):\n    np.convolve(x, w)\n"),
+            _edit("convolve-full", body="def convolve(x, w):\n    " + LOOPLESS + "\n"),
             6.0,
             "a call returned None: does the function end with `return <result>`?",
         ),
@@ -396,8 +409,10 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         # helpers and imports in a cell of their own run too; a cell that computes does not
         "helper_in_own_cell": (
             _extra_cell(
-                "from numpy import convolve as _np_convolve\n\ndef _flip(w):\n    return w[::-1]\n",
-                "def convolve(x, w):\n    return _np_convolve(x, _flip(_flip(w)))\n",
+                "from numpy import eye as _eye\n\ndef _flip(w):\n    return w[::-1]\n",
+                "def convolve(x, w):\n    w = _flip(_flip(w))\n    return "
+                + LOOPLESS.replace("np.eye", "_eye")
+                + "\n",
             ),
             FULL,
             "passed all 5 hidden cases",
@@ -405,7 +420,7 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         "helper_beside_code": (
             _extra_cell(
                 "demo = [1, 2, 3]\n\ndef _flip(w):\n    return w[::-1]\n",
-                "def convolve(x, w):\n    return np.convolve(x, _flip(_flip(w)))\n",
+                "def convolve(x, w):\n    w = _flip(_flip(w))\n    return " + LOOPLESS + "\n",
             ),
             6.0,
             "a call raised NameError: grading runs only the course's setup cell, your cells that "
@@ -415,7 +430,7 @@ def _attacks(listen_port, secrets, victim_files, solved_copies=(), host_writes=(
         # a fixed version in a new cell below a wrong exercise cell: the exercise cell counts
         "revised_below": (
             _extra_cell(
-                "def convolve(x, w):\n    return np.convolve(x, w)\n", WRONG_CONVOLVE, below=True
+                "def convolve(x, w):\n    return " + LOOPLESS + "\n", WRONG_CONVOLVE, below=True
             ),
             6.4,
             "which is what makes it commutative; `convolve` is also defined in a cell outside its "

@@ -140,4 +140,6 @@ def test_architecture_diagrams_are_drawn_from_the_models_themselves():
     assert texts[-2:] == ["dense 10", "10"]
     alexnet = viz.architecture(models.AlexNet(), (1, 3, 227, 227)).axes[0].texts
     labels = [t.get_text() for t in alexnet]
-    assert labels.count("conv 256@5×5\n2 groups") == 1 and "256×6×6" in labels and labels[-1] == "1000"
+    assert (
+        labels.count("conv 256@5×5\n2 groups") == 1 and "256×6×6" in labels and labels[-1] == "1000"
+    )

@@ -252,7 +252,7 @@ def test_grading_runs_a_students_import_and_definition_cells_only():
 
 
 def test_a_name_error_is_traced_to_names_no_graded_cell_defines():
-    from course_utils.instructor.grading.submission import undefined_names
+    from course_utils.checks.graded_cells import undefined_names
 
     exercise = (
         "def convolve(x, w):\n"

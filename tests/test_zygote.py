@@ -100,3 +100,91 @@ def test_a_sandbox_finds_no_earlier_submission_in_its_memory():
         zygote.close()
     assert reply["stages"]["call:x:0"]["status"] == "ok", reply
     assert wire.decode(reply["results"]["call:x:0"]).tolist() == [0.0]
+
+
+def _stage_errors(job: dict) -> dict[str, str]:
+    """Run ``job``'s stages in this process (no sandbox); each stage's error as reported."""
+    import tempfile
+
+    from course_utils.instructor.grading.sandbox import execute_stages
+
+    job = {"setup": "import torch\nimport torch.nn.functional as F", "helpers": []} | job
+    with tempfile.TemporaryFile() as out:
+        execute_stages(job, set(), out.fileno())
+        out.seek(0)
+        frames = wire.FrameReader().feed(out.read())
+    return {f["stage"]: f.get("error", "") for f in frames if f["t"] == "end"}
+
+
+_IM2COL_STUB = (
+    "def im2col(x, kh, kw, stride=1, padding=0):\n    raise NotImplementedError('yours')\n"
+)
+_CONV_BY_IM2COL = (
+    "def conv2d_im2col(x, w, b=None, stride=1, padding=0):\n"
+    "    columns = im2col(x, *w.shape[-2:], stride, padding)\n"
+    "    return (w.flatten(1) @ columns).view(len(x), len(w), 3, 3)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("cells", "error", "feedback"),
+    [
+        (
+            [("im2col", _IM2COL_STUB), ("conv2d-im2col", _CONV_BY_IM2COL)],
+            "Stub:im2col",
+            "`conv2d_im2col` calls `im2col`, which still raises NotImplementedError: finish "
+            "`im2col` first",
+        ),
+        (
+            [
+                (
+                    "conv2d-im2col",
+                    _CONV_BY_IM2COL.replace(
+                        "im2col(x, *w.shape[-2:], stride, padding)",
+                        "F.unfold(x, tuple(w.shape[-2:]))",
+                    ),
+                )
+            ],
+            "",  # F.unfold is allowed here, so the call runs (and returns the right values)
+            None,
+        ),
+        (
+            [
+                (
+                    "conv2d-im2col",
+                    "def conv2d_im2col(x, w, b=None, stride=1, padding=0):\n"
+                    "    return torch.nn.functional.conv2d(x, w, b, stride, padding)\n",
+                )
+            ],  # fmt: skip
+            "RuledOut:convolution",
+            "on a hidden case, your `conv2d_im2col` called a library convolution (`F.conv2d`",
+        ),
+        (
+            [
+                (
+                    "conv2d-im2col",
+                    "def conv2d_im2col(x, w, b=None, stride=1, padding=0):\n"
+                    "    raise NotImplementedError\n",
+                )
+            ],  # fmt: skip
+            "NotImplementedError",
+            "not attempted",
+        ),
+    ],
+)
+def test_grading_names_a_stub_reached_and_a_call_ruled_out(cells, error, feedback):
+    """The sandbox's report of one graded call, and the grader's words for it."""
+    from course_utils.instructor.grading.hidden import hidden_tests
+    from course_utils.instructor.grading.score import case_problem
+
+    x, w = np.arange(50.0).reshape(1, 2, 5, 5), np.ones((3, 2, 3, 3))
+    call = {"exercise": "conv2d-im2col", "name": "conv2d_im2col", "case": 0, "pick": None}
+    call |= {"args": [x, w], "kwargs": {}, "as_torch": True, "rules_out": ["convolution"]}
+    errors = _stage_errors({"cells": cells, "calls": [call]})
+    assert errors["call:conv2d-im2col:0"] == error
+    stage = {"status": "error" if error else "ok", "error": error}
+    test = hidden_tests()["conv2d-im2col"]
+    if feedback is None:
+        return
+    problem = case_problem(stage, None, call, test, Limits())
+    assert problem.startswith(feedback), problem

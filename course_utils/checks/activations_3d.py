@@ -9,7 +9,13 @@ import numbers
 
 import torch
 
-from course_utils.checks import Mismatch, call, consistent_slip, equals, exercise, short
+from course_utils.checks import Mismatch, call, exercise, short
+from course_utils.checks.compare import (
+    consistent_slip,
+    equals,
+    expect_whole_number,
+    is_whole_number,
+)
 
 
 def conv_shape(w_in: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
@@ -20,28 +26,61 @@ def conv_shape(w_in: int, kernel_size: int, stride: int, padding: int, dilation:
     return conv(torch.zeros(1, 1, 1, w_in)).shape[-1]
 
 
+def output_size_slips(w_in: int, kernel_size: int, stride=1, padding=0, dilation=1) -> dict:
+    """What the common slips in ``conv_output_size`` give: explanation -> width."""
+    k, s, p, d = kernel_size, stride, padding, dilation
+    return {
+        "the + 1 is missing: a kernel that fits exactly gives one output, not zero": (
+            (w_in + 2 * p - d * (k - 1) - 1) // s
+        ),
+        "the stride is ignored: the window moves by stride positions, so divide by it": (
+            w_in + 2 * p - d * (k - 1) - 1 + 1
+        ),
+        "the dilation is ignored: a kernel of size k with dilation d spans d * (k - 1) + 1 "
+        "input positions": (w_in + 2 * p - k) // s + 1,
+        "the padding is counted once: it adds p zeros on each side, 2 * p in all": (
+            (w_in + p - d * (k - 1) - 1) // s + 1
+        ),
+        "a dilated kernel spans d * (k - 1) + 1 input positions, not d * k": (
+            (w_in + 2 * p - d * k) // s + 1
+        ),
+    }
+
+
 @exercise("conv-output-size", "conv_output_size")
 def check_conv_output_size(conv_output_size) -> str:
-    tried = 0
-    for w_in, k, s, p, d in itertools.product(
-        range(1, 13), range(1, 6), range(1, 4), range(0, 3), (1, 2)
-    ):
-        if w_in + 2 * p < d * (k - 1) + 1:
-            continue  # the kernel does not fit: nn.Conv2d refuses
+    cases = [
+        (w_in, k, s, p, d)
+        for w_in, k, s, p, d in itertools.product(
+            range(1, 13), range(1, 6), range(1, 4), range(0, 3), (1, 2)
+        )
+        if w_in + 2 * p >= d * (k - 1) + 1  # else the kernel does not fit: nn.Conv2d refuses
+    ]
+    not_int = None
+    for w_in, k, s, p, d in cases:
         expected = conv_shape(w_in, k, s, p, d)
         got = call(conv_output_size, "conv_output_size", w_in, k, stride=s, padding=p, dilation=d)
+        what = (
+            f"conv_output_size(w_in={w_in}, kernel_size={k}, stride={s}, padding={p}, dilation={d})"
+        )
         if not equals(got, expected):
-            hint = ""
-            if isinstance(got, numbers.Real) and abs(got - expected) == 1:
-                hint = " (off by one: remember the + 1, and the floor)"
-            elif isinstance(got, numbers.Real) and math.isfinite(got) and got % 1:
-                hint = " (a size is a whole number: take the floor of the division, e.g. with //)"
+            every = {why: [] for why in output_size_slips(1, 1)}
+            for case in cases:
+                for why, value in output_size_slips(*case).items():
+                    every[why].append(value)
+            hint = consistent_slip(conv_output_size, "conv_output_size", cases, every)
+            if not hint and isinstance(got, numbers.Real) and abs(got - expected) == 1:
+                hint = "off by one: remember the + 1, and the floor"
+            elif not hint and isinstance(got, numbers.Real) and math.isfinite(got) and got % 1:
+                hint = "a size is a whole number: take the floor of the division, e.g. with //"
             raise Mismatch(
-                f"conv_output_size(w_in={w_in}, kernel_size={k}, stride={s}, padding={p}, "
-                f"dilation={d}): nn.Conv2d gives {expected}, got {short(got)}{hint}"
+                f"{what}: nn.Conv2d gives {expected}, got {short(got)}"
+                + (f" ({hint})" if hint else "")
             )
-        tried += 1
-    return f"equals nn.Conv2d's output width for all {tried} combinations tried"
+        not_int = not_int or (None if is_whole_number(got) else (got, what))
+    if not_int:  # after all values: a wrong one says more than a type
+        expect_whole_number(*not_int)
+    return f"equals nn.Conv2d's output width for all {len(cases)} combinations tried"
 
 
 def counted_macs(h_out: int, w_out: int, c_in: int, c_out: int, kernel_size: int) -> int:
@@ -55,6 +94,18 @@ def counted_macs(h_out: int, w_out: int, c_in: int, c_out: int, kernel_size: int
     return counter.get_total_flops() // 2
 
 
+def conv_flops_slips(h_out: int, w_out: int, c_in: int, c_out: int, kernel_size: int) -> dict:
+    """What the common slips in ``conv_flops`` give for one layer: explanation -> count."""
+    macs = counted_macs(h_out, w_out, c_in, c_out, kernel_size)
+    return {
+        "a multiply and an add are counted as two; count each multiply-add once": 2 * macs,
+        "the input channels are missing: each output is a dot product over "
+        "c_in * k * k values": counted_macs(h_out, w_out, 1, c_out, kernel_size),
+        "the kernel is square: it has kernel_size * kernel_size weights per input channel": macs
+        // kernel_size,
+    }
+
+
 @exercise("conv-flops", "conv_flops")
 def check_conv_flops(conv_flops) -> str:
     cases = [
@@ -64,22 +115,19 @@ def check_conv_flops(conv_flops) -> str:
         (55, 55, 3, 96, 11),
         (7, 5, 3, 2, 3),
     ]
+    not_int = None
     for case in cases:
         expected = counted_macs(*case)
         got = call(conv_flops, "conv_flops", *case)
         if not equals(got, expected):
-            slips = {
-                "a multiply and an add are counted as two; count each multiply-add once": [
-                    2 * counted_macs(*c) for c in cases
-                ],
-                "the input channels are missing: each output is a dot product over "
-                "c_in * k * k values": [counted_macs(h, w, 1, co, k) for h, w, _, co, k in cases],
-                "the kernel is square: it has kernel_size * kernel_size weights per input "
-                "channel": [counted_macs(*c) // c[-1] for c in cases],
-            }
+            per_case = [conv_flops_slips(*c) for c in cases]
+            slips = {why: [one[why] for one in per_case] for why in per_case[0]}
             slip = consistent_slip(conv_flops, "conv_flops", cases, slips)
             raise Mismatch(
                 f"conv_flops{case}: torch's FLOP counter gives {expected:,} multiply-adds, got "
                 f"{short(got)}" + (f" ({slip})" if slip else "")
             )
+        not_int = not_int or (None if is_whole_number(got) else (got, f"conv_flops{case}"))
+    if not_int:  # after all values: a wrong one says more than a type
+        expect_whole_number(*not_int)
     return f"equals torch's FLOP counter (multiply-adds) on {len(cases)} layers"

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_utils.checks import Mismatch, as_array, call, exercise, expect_array, float64_tensor
+from course_utils.checks import Mismatch, call, exercise
+from course_utils.checks.compare import as_array, expect_array, float64_tensor
 
 #: (shape, n, k, alpha, beta): the paper's values, a window wider than the channels, strong ones.
 LRN_CASES = [
@@ -71,7 +72,10 @@ def check_lrn(local_response_norm) -> str:
         slips = lrn_slips(a, n, k, alpha, beta)
         expected = torch_lrn(a, n, k, alpha, beta)
         expect_array(got, expected, what=what, atol=1e-9, rtol=1e-7, slips=slips)
-    return f"matches nn.LocalResponseNorm(n, alpha * n, beta, k) on {len(LRN_CASES)} cases"
+    return (
+        f"matches nn.LocalResponseNorm(n, alpha * n, beta, k) on {len(LRN_CASES)} cases (odd n, "
+        "as the exercise takes: the window is centred on channel i)"
+    )
 
 
 def pca_expected(images, alphas) -> np.ndarray:
@@ -102,6 +106,8 @@ PCA_SLIPS = {
     "sqrt": "alpha_i scales sqrt(lambda_i) (the paper's formula scales lambda_i itself)",
     "signs": "an eigenvector's sign breaks the convention (make its largest-magnitude "
     "component positive)",
+    "layout": "the pixels were read as images.reshape(-1, 3), which mixes channels and "
+    "positions: move the channels last first (images.permute(0, 2, 3, 1).reshape(-1, 3))",
 }
 
 
@@ -109,10 +115,10 @@ def pca_slips(images: np.ndarray, alphas: np.ndarray, got: np.ndarray) -> list[s
     """The keys of :data:`PCA_SLIPS` whose combination turns the right shift of ``images``
     (N, 3, H, W) by ``alphas`` (N, 3) into ``got``; empty when none does. Eigenvectors read as
     rows are tried with any signs, and then their signs go unmentioned."""
-    pixels = images.transpose(0, 2, 3, 1).reshape(-1, 3)
-    ascending_values, ascending_vectors = np.linalg.eigh(np.cov(pixels.T))  # columns
     flips = [np.array(signs) for signs in itertools.product((1, -1), repeat=3)]
-    for ascending, rows, sqrt in itertools.product((False, True), repeat=3):
+    for layout, ascending, rows, sqrt in itertools.product((False, True), repeat=4):
+        pixels = images.reshape(-1, 3) if layout else images.transpose(0, 2, 3, 1).reshape(-1, 3)
+        ascending_values, ascending_vectors = np.linalg.eigh(np.cov(pixels.T))  # columns
         values = ascending_values if ascending else ascending_values[::-1]
         vectors = ascending_vectors if ascending else ascending_vectors[:, ::-1]
         vectors = vectors * np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(3)])
@@ -122,9 +128,27 @@ def pca_slips(images: np.ndarray, alphas: np.ndarray, got: np.ndarray) -> list[s
             shift = scales @ (used if rows else used.T)
             if np.allclose(images + shift[:, :, None, None], got, rtol=1e-6, atol=1e-9):
                 signs = not rows and bool((column_signs < 0).any())
-                made = dict(ascending=ascending, rows=rows, sqrt=sqrt, signs=signs)
+                made = dict(ascending=ascending, rows=rows, sqrt=sqrt, signs=signs, layout=layout)
                 return [key for key in PCA_SLIPS if made[key]]
     return []
+
+
+def pca_single_slips(images, alphas) -> dict[str, np.ndarray]:
+    """What each slip of :data:`PCA_SLIPS` alone (signs by the convention) gives, for grading:
+    explanation -> (N, 3, H, W)."""
+    images, alphas = np.asarray(images, dtype=np.float64), np.asarray(alphas, dtype=np.float64)
+    slips = {}
+    for key in ("ascending", "rows", "sqrt", "layout"):
+        layout = key == "layout"
+        pixels = images.reshape(-1, 3) if layout else images.transpose(0, 2, 3, 1).reshape(-1, 3)
+        values, vectors = np.linalg.eigh(np.cov(pixels.T))
+        if key != "ascending":
+            values, vectors = values[::-1], vectors[:, ::-1]
+        vectors = vectors * np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(3)])
+        scales = alphas * (np.sqrt(values) if key == "sqrt" else values)
+        shift = scales @ (vectors if key == "rows" else vectors.T)
+        slips[PCA_SLIPS[key]] = images + shift[:, :, None, None]
+    return slips
 
 
 @exercise("pca-colour", "pca_colour_shift")

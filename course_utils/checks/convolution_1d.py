@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_utils.checks import call, describe_call, exercise, expect_array
+from course_utils.checks import call, describe_call, exercise
+from course_utils.checks.compare import expect_array
 
 
 def torch_conv1d(x: np.ndarray, w: np.ndarray, *, stride: int = 1, padding: int = 0) -> np.ndarray:
@@ -46,16 +47,33 @@ def conv_matrix_reference(w: np.ndarray, n: int, padding: int = 0) -> np.ndarray
 
 
 def conv_matrix_slips(w: np.ndarray, n: int, padding: int = 0) -> dict[str, np.ndarray]:
-    """What the common mistake in ``conv_matrix(w, n, padding)`` gives: the flipped kernel's
-    matrix."""
-    return {FLIPPED: conv_matrix_reference(np.asarray(w)[::-1], n, padding)}
+    """What the common mistakes in ``conv_matrix(w, n, padding)`` give: the flipped kernel's
+    matrix, and the band not shifted by the padding."""
+    w = np.asarray(w, dtype=np.float64)
+    unshifted = np.zeros((n + 2 * padding - len(w) + 1, n))
+    for i in range(len(unshifted)):
+        for m, value in enumerate(w):
+            if i + m < n:
+                unshifted[i, i + m] = value
+    return {
+        FLIPPED: conv_matrix_reference(w[::-1], n, padding),
+        "the padding is ignored: row i starts at input position i - padding, so the band "
+        "shifts left by the padding (entries that fall outside the signal are dropped)": unshifted,
+    }
 
 
 def conv1d_slips(
     x: np.ndarray, w: np.ndarray, stride: int = 1, padding: int = 0
 ) -> dict[str, np.ndarray]:
-    """What the common mistake in ``conv1d_windows`` gives: the flipped kernel's output."""
-    return {FLIPPED: torch_conv1d(x, np.asarray(w)[::-1], stride=stride, padding=padding)}
+    """What the common mistakes in ``conv1d_windows`` give: the flipped kernel's output, and
+    windows that do not move by the stride."""
+    n_out = (len(x) + 2 * padding - len(w)) // stride + 1
+    return {
+        FLIPPED: torch_conv1d(x, np.asarray(w)[::-1], stride=stride, padding=padding),
+        "the stride is ignored: window i starts at position i * stride": torch_conv1d(
+            x, w, padding=padding
+        )[:n_out],
+    }
 
 
 def _cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -69,7 +87,7 @@ def _cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
-@exercise("convolve-full", "convolve")
+@exercise("convolve-full", "convolve", rules_out=("numpy-convolution",))
 def check_convolve(convolve) -> str:
     """``convolve(x, w)``: true convolution, full output of length ``n + k - 1``."""
     rng = np.random.default_rng(1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import Mismatch, call, exercise, expect_array, float64_tensor
+from course_utils.checks import Mismatch, call, exercise
+from course_utils.checks.compare import expect_array, float64_tensor
 from course_utils.checks.convolution_1d import FLIPPED
 
 #: (N, C_in, H, W, C_out, kh, kw, stride, padding): toy, strided, padded, kernel as large as the input.
@@ -32,6 +33,8 @@ def _describe(x, weight, stride, padding):
 
 
 NO_BIAS = "the bias is missing: add bias[o] to every value of output channel o"
+STRIDE_IGNORED = "the stride is ignored: move the window by `stride` pixels between outputs"
+PADDING_IGNORED = "the padding is ignored: pad x with `padding` zeros on every side first (F.pad)"
 
 
 def conv2d_slips(x, weight, bias=None, stride=1, padding=0) -> dict[str, torch.Tensor]:
@@ -45,6 +48,10 @@ def conv2d_slips(x, weight, bias=None, stride=1, padding=0) -> dict[str, torch.T
     slips = {FLIPPED: F.conv2d(x, weight.flip(-2, -1), bias, stride=stride, padding=padding)}
     if bias is not None:
         slips[NO_BIAS] = F.conv2d(x, weight, None, stride=stride, padding=padding)
+    if stride != 1:  # the shape slips (the public check names them from the shape alone)
+        slips[STRIDE_IGNORED] = F.conv2d(x, weight, bias, padding=padding)
+    if padding:
+        slips[PADDING_IGNORED] = F.conv2d(x, weight, bias, stride=stride)
     return slips
 
 
@@ -65,13 +72,30 @@ def im2col_slips(x, kh: int, kw: int, stride: int = 1, padding: int = 0) -> dict
     }
 
 
+def shape_slip(got_shape, x, kh: int, kw: int, stride: int, padding: int) -> str:
+    """The slip that gives an output of ``got_shape`` (its last two sizes) for windows of
+    (kh, kw) on x (N, C, H, W), or ""."""
+    height, width = x.shape[-2:]
+
+    def size(s: int, p: int) -> tuple[int, int]:
+        return (height + 2 * p - kh) // s + 1, (width + 2 * p - kw) // s + 1
+
+    got = tuple(got_shape[-2:])
+    if stride != 1 and got == size(1, padding):
+        return STRIDE_IGNORED
+    if padding and got == size(stride, 0):
+        return PADDING_IGNORED
+    return ""
+
+
 def _expect_conv(got, x, weight, bias, stride, padding, what):
     """``got`` against ``F.conv2d(x, weight, bias, stride, padding)``, naming a common slip."""
     expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
     if hasattr(got, "shape") and tuple(got.shape) != tuple(expected.shape):
+        slip = shape_slip(got.shape, x, *weight.shape[-2:], stride, padding)
         raise Mismatch(
             f"{what}: expected output {tuple(expected.shape)} for stride {stride}, padding {padding}; "
-            f"got {tuple(got.shape)}"
+            f"got {tuple(got.shape)}" + (f" ({slip})" if slip else "")
         )
     slips = conv2d_slips(x, weight, bias, stride, padding)
     expect_array(got, expected, what=what, atol=1e-8, slips=slips)
@@ -89,12 +113,12 @@ def _check_conv(fn, name: str) -> str:
     return f"matches F.conv2d on {len(CASES) + 1} cases (strides, padding, channels, no bias)"
 
 
-@exercise("conv2d-naive", "conv2d_naive")
+@exercise("conv2d-naive", "conv2d_naive", rules_out=("convolution", "unfold"))
 def check_conv2d_naive(conv2d_naive) -> str:
     return _check_conv(conv2d_naive, "conv2d_naive")
 
 
-@exercise("im2col", "im2col")
+@exercise("im2col", "im2col", rules_out=("unfold",))
 def check_im2col(im2col) -> str:
     for seed, case in enumerate(CASES):
         x, weight, _, stride, padding = _inputs(case, seed)
@@ -111,6 +135,6 @@ def check_im2col(im2col) -> str:
     return f"matches F.unfold on {len(CASES)} cases"
 
 
-@exercise("conv2d-im2col", "conv2d_im2col")
+@exercise("conv2d-im2col", "conv2d_im2col", rules_out=("convolution",))
 def check_conv2d_im2col(conv2d_im2col) -> str:
     return _check_conv(conv2d_im2col, "conv2d_im2col")

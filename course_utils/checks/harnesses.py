@@ -34,6 +34,8 @@ VERDICTS = {
     "empty": "a group has no parameters: a block with nothing to train gets no group",
     "flags": "the function changed which parameters are trainable; it should only read them",
     "not-parameters": "return a list of the parameters that train (each once)",
+    "not-int": "a call returned a number that is not an int: return a whole number as an int "
+    "(// divides and floors; int(...) converts)",
     "ascent-graph": "the new x still requires grad: return it without a gradient graph "
     "(compute it from x.detach() or under torch.no_grad())",
 }
@@ -47,12 +49,23 @@ class Verdict(Exception):
         self.code = code
 
 
+# ----------------------------------------------------------------------------- whole numbers
+
+
+def graded_whole_number(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, which the exercise asks to be an ``int`` (a size, a count)."""
+    got = fn(*args, **kwargs)
+    if got is not None and (not isinstance(got, numbers.Integral) or isinstance(got, bool)):
+        raise Verdict("not-int")
+    return got
+
+
 # ----------------------------------------------------------------------------- lenet5
 
 
 def graded_lenet5(build_lenet5, activation):
-    """The network ``build_lenet5(activation)`` builds, summarised by ``models.describe``."""
-    from course_utils.models import describe
+    """The network ``build_lenet5(activation)`` builds, summarised by ``checks.lenet.describe``."""
+    from course_utils.checks.lenet import describe
 
     model = build_lenet5(activation)
     return None if model is None else describe(model)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import Mismatch, call, call_shared, exercise, expect_array, float64_tensor
+from course_utils.checks import Mismatch, call, call_shared, exercise
+from course_utils.checks.compare import expect_array, float64_tensor
 from course_utils.checks.harnesses import ASCENT_UNITS as UNITS
 from course_utils.checks.harnesses import VERDICTS
 from course_utils.checks.harnesses import ascent_unit as unit

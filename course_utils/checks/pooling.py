@@ -6,15 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import (
-    Mismatch,
-    NotAttempted,
-    as_array,
-    call,
-    exercise,
-    expect_array,
-    float64_tensor,
-)
+from course_utils.checks import Mismatch, NotAttempted, call, exercise
+from course_utils.checks.compare import as_array, expect_array, float64_tensor
 
 CASES = [
     ((1, 1, 4, 4), 2, 2),
@@ -25,6 +18,10 @@ CASES = [
 ]
 
 
+#: Cases whose input has tied maxima (see :func:`with_ties`).
+TIE_CASES = [((2, 2, 6, 6), 2, 2), ((1, 1, 5, 5), 3, 1)]
+
+
 def maxpool_forward_slips(x, kernel_size: int = 2, stride: int = 2) -> dict[str, tuple]:
     """What the common mistake in ``maxpool2d_forward`` gives for x (N, C, H, W): explanation ->
     (out, argmax), the argmax counted inside each window."""
@@ -33,10 +30,23 @@ def maxpool_forward_slips(x, kernel_size: int = 2, stride: int = 2) -> dict[str,
     starts_y = stride * torch.arange(indices.shape[-2])[:, None]
     starts_x = stride * torch.arange(indices.shape[-1])
     in_window = (rows - starts_y) * kernel_size + (columns - starts_x)
+    windows = float64_tensor(x).unfold(2, kernel_size, stride).unfold(3, kernel_size, stride)
+    last = kernel_size**2 - 1 - windows.flatten(-2).flip(-1).argmax(-1)  # the last maximum
+    last_flat = (starts_y + last // kernel_size) * x.shape[-1] + starts_x + last % kernel_size
     return {
         "argmax counts within each window (0 to kernel_size**2 - 1); it should be the flat "
-        "index h * W + w of the maximum in the input plane": (out, in_window)
+        "index h * W + w of the maximum in the input plane": (out, in_window),
+        "where a window holds its maximum twice (a tie), argmax points at the last one; the "
+        "first in reading order (top row first, left to right) wins, as in F.max_pool2d": (
+            out,
+            last_flat,
+        ),
     }
+
+
+def with_ties(x: torch.Tensor) -> torch.Tensor:
+    """``x`` rounded and through a ReLU: windows of zeros and repeated maxima, as after a ReLU."""
+    return torch.relu(x.round())
 
 
 def maxpool_backward_slips(dout, argmax, input_shape) -> dict[str, torch.Tensor]:
@@ -57,7 +67,7 @@ def circle_pool_slips(x, radius: float) -> dict[str, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     side = 2 * int(radius) + 1  # of the square that holds the disk
     square = F.max_pool2d(float64_tensor(x), side, stride=1, padding=side // 2).numpy()
-    return {
+    slips = {
         "this is the square window that holds the disk (2 * int(radius) + 1 on a side): keep "
         "only the offsets with dy^2 + dx^2 <= radius^2": square,
         "pixels outside the image count as 0 here, so they win where the image is negative: "
@@ -65,20 +75,30 @@ def circle_pool_slips(x, radius: float) -> dict[str, np.ndarray]:
             x, radius, outside=0.0
         ),
     }
+    if radius > 0:  # with radius 0, < keeps no offset at all
+        rim = (
+            "the disk's rim is left out: keep the offsets with dy^2 + dx^2 <= radius^2 (<=, not <)"
+        )
+        slips[rim] = reference_circle_pool(x, radius, rim=False)
+    return slips
 
 
 def _x(shape, seed):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-@exercise("maxpool-forward", "maxpool2d_forward")
+@exercise("maxpool-forward", "maxpool2d_forward", rules_out=("max-pool",))
 def check_maxpool_forward(maxpool2d_forward) -> str:
-    for seed, (shape, k, s) in enumerate(CASES):
+    for seed, (shape, k, s) in enumerate(CASES + TIE_CASES):
         x = _x(shape, seed)
         expected, indices = F.max_pool2d(x, k, s, return_indices=True)
         what = f"maxpool2d_forward(x {shape}, kernel_size={k}, stride={s})"
+        if seed >= len(CASES):
+            x = with_ties(x)
+            what = f"maxpool2d_forward(x {shape} with tied maxima, kernel_size={k}, stride={s})"
+            expected, indices = F.max_pool2d(x, k, s, return_indices=True)
         got = call(maxpool2d_forward, "maxpool2d_forward", x, kernel_size=k, stride=s)
-        if not isinstance(got, tuple) or len(got) != 2:
+        if not isinstance(got, (tuple, list)) or len(got) != 2:  # grading reads a list too
             raise Mismatch(f"{what}: expected a tuple (out, argmax); got {type(got).__name__}")
         expect_array(got[0], expected, what=f"{what} out")
         slips = {text: argmax for text, (_, argmax) in maxpool_forward_slips(x, k, s).items()}
@@ -88,7 +108,10 @@ def check_maxpool_forward(maxpool2d_forward) -> str:
             what=f"{what} argmax (flat index h * W + w into each input plane)",
             slips=slips,
         )
-    return f"out and argmax match F.max_pool2d(return_indices=True) on {len(CASES)} cases"
+    return (
+        f"out and argmax match F.max_pool2d(return_indices=True) on {len(CASES + TIE_CASES)} "
+        "cases, ties included"
+    )
 
 
 @exercise("maxpool-backward", "maxpool2d_backward")
@@ -129,14 +152,17 @@ def check_maxpool_backward(maxpool2d_backward) -> str:
     return f"equals autograd on {len(CASES)} cases and passes torch.autograd.gradcheck"
 
 
-def reference_circle_pool(x: np.ndarray, radius: float, *, outside: float = -np.inf) -> np.ndarray:
+def reference_circle_pool(
+    x: np.ndarray, radius: float, *, outside: float = -np.inf, rim: bool = True
+) -> np.ndarray:
     """Max over the disk dy^2 + dx^2 <= radius^2 around each pixel of ``x`` (N, C, H, W), via
-    SciPy; pixels outside the image count as ``outside`` (by default, ignored)."""
+    SciPy; pixels outside the image count as ``outside`` (by default, ignored); ``rim=False``
+    leaves out the offsets with dy^2 + dx^2 == radius^2 (a slip)."""
     from scipy.ndimage import maximum_filter
 
     r = int(np.floor(radius))
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
-    footprint = dy**2 + dx**2 <= radius**2
+    footprint = dy**2 + dx**2 <= radius**2 if rim else dy**2 + dx**2 < radius**2
     return maximum_filter(x, footprint=footprint[None, None], mode="constant", cval=outside)
 
 

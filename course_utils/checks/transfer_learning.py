@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from course_utils.checks import Mismatch, as_array, call_shared, exercise, expect_array
+from course_utils.checks import Mismatch, call_shared, exercise
+from course_utils.checks.compare import as_array, expect_array
 from course_utils.checks.harnesses import (
     BLOCK_KINDS,
     Verdict,

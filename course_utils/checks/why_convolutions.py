@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from course_utils.checks import Mismatch, call, consistent_slip, equals, exercise, short
+from course_utils.checks import Mismatch, call, exercise, short
+from course_utils.checks.compare import (
+    consistent_slip,
+    equals,
+    expect_whole_number,
+    is_whole_number,
+)
 
 
 def measured_receptive_field(layers) -> int:
@@ -38,29 +44,37 @@ CASES = [
 ]
 
 
-def receptive_field_slips() -> dict[str, list[int]]:
-    """The usual slips in the exercise, each with the fields it gives on :data:`CASES`, measured
-    on stacks changed to match (so the public check holds no formula for the answer)."""
-    changed = {
-        "the strides are ignored: after a layer with stride s, each step of the next layer's "
-        "kernel covers s times as many input pixels": lambda k, s, d: (k, 1, d),
-        "the dilations are ignored: a kernel of size k with dilation d spans (k - 1) * d + 1 "
-        "positions": lambda k, s, d: (k, s, 1),
-        "each layer's own stride is counted in its step: only the strides of the layers "
-        "below it (closer to the input) count": lambda k, s, d: (k, s, d * s),
-    }
+_CHANGED = {
+    "the strides are ignored: after a layer with stride s, each step of the next layer's "
+    "kernel covers s times as many input pixels": lambda k, s, d: (k, 1, d),
+    "the dilations are ignored: a kernel of size k with dilation d spans (k - 1) * d + 1 "
+    "positions": lambda k, s, d: (k, s, 1),
+    "each layer's own stride is counted in its step: only the strides of the layers "
+    "below it (closer to the input) count": lambda k, s, d: (k, s, d * s),
+}
+_REVERSED = "the layers are taken in reverse: layers[0] is the one next to the input"
+
+
+def receptive_field_case_slips(layers) -> dict[str, int]:
+    """The usual slips in the exercise, each with the field it gives for ``layers``, measured on
+    the stack changed to match (so no check holds a formula for the answer)."""
     slips = {
-        text: [measured_receptive_field([change(*layer) for layer in layers]) for layers in CASES]
-        for text, change in changed.items()
+        text: measured_receptive_field([change(*layer) for layer in layers])
+        for text, change in _CHANGED.items()
     }
-    slips["the layers are taken in reverse: layers[0] is the one next to the input"] = [
-        measured_receptive_field(layers[::-1]) for layers in CASES
-    ]
+    slips[_REVERSED] = measured_receptive_field(list(layers)[::-1])
     return slips
+
+
+def receptive_field_slips() -> dict[str, list[int]]:
+    """:func:`receptive_field_case_slips` on every stack of :data:`CASES`: explanation -> fields."""
+    per_case = [receptive_field_case_slips(layers) for layers in CASES]
+    return {text: [slips[text] for slips in per_case] for text in per_case[0]}
 
 
 @exercise("receptive-field", "receptive_field")
 def check_receptive_field(receptive_field) -> str:
+    not_int = None
     for layers in CASES:
         expected = measured_receptive_field(layers)
         got = call(receptive_field, "receptive_field", list(layers))
@@ -73,4 +87,7 @@ def check_receptive_field(receptive_field) -> str:
             raise Mismatch(
                 f"{what}: expected {expected}, got {short(got)}" + (f" ({slip})" if slip else "")
             )
+        not_int = not_int or (None if is_whole_number(got) else (got, f"receptive_field({layers})"))
+    if not_int:  # after all values: a wrong one says more than a type
+        expect_whole_number(*not_int)
     return f"matches the receptive field measured from input gradients on {len(CASES)} stacks"

@@ -140,18 +140,23 @@ def student_arguments(call: dict) -> tuple[list, dict]:
     return [convert(a) for a in args], {k: convert(v) for k, v in kwargs.items()}
 
 
-def private_harnesses():
-    """A private copy of ``course_utils.checks.harnesses``, loaded from its file and kept out of
-    ``sys.modules``: made before any student code runs, it is out of reach of an exercise cell
-    that rebinds names in the course's modules."""
+def private_copy(module):
+    """A private copy of ``module`` (one of ``course_utils.checks``' harness or rule modules),
+    loaded from its file and kept out of ``sys.modules``: made before any student code runs, it
+    is out of reach of an exercise cell that rebinds names in the course's modules."""
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location(f"_grading_{module.__name__}", module.__file__)
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)
+    return copy
+
+
+def private_harnesses():
+    """A private copy of ``course_utils.checks.harnesses``."""
     from course_utils.checks import harnesses
 
-    spec = importlib.util.spec_from_file_location("_grading_harnesses", harnesses.__file__)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return private_copy(harnesses)
 
 
 def harness_function(name: str):
@@ -160,17 +165,21 @@ def harness_function(name: str):
 
 
 def result_array(value):
-    """What a student's function returned, as float64 numbers (shape kept); None when it holds
-    none. Tensors of any dtype are read, bfloat16 included, as the public checks read them."""
+    """What a student's function returned, as float64 numbers (shape kept), or int64 when its
+    dtype is an integer one (so that grading can name a truncation); None when it holds none.
+    Tensors of any dtype are read, bfloat16 included, as the public checks read them."""
     import numpy as np
 
-    from course_utils.checks import tensor_to_numpy
+    from course_utils.checks.compare import tensor_to_numpy
 
     try:
         if hasattr(value, "detach") and hasattr(value, "cpu"):
             value = tensor_to_numpy(value)
         if np.iscomplexobj(value):  # a forgotten .real is not numbers the exercise asked for
             return None
+        array = np.asarray(value)
+        if array.dtype.kind in "iub":
+            return array.astype(np.int64)
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, RuntimeError, NotImplementedError):
         return None
@@ -181,8 +190,11 @@ def execute_stages(job: dict, skip: set[str], fd: int) -> None:
     from IPython.core.inputtransformer2 import TransformerManager
 
     transform = TransformerManager().transform_cell
+    from course_utils.checks import ruled_out, stub_reached
+
     namespace: dict = {"__name__": "__main__", "get_ipython": _Shell}
     harnesses = private_harnesses()  # before any student code
+    rules = private_copy(ruled_out)
 
     def stage(name: str, run) -> None:
         if name in skip:
@@ -193,10 +205,14 @@ def execute_stages(job: dict, skip: set[str], fd: int) -> None:
             wire.send(fd, {"t": "end", "stage": name, "ok": True})
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
             error = type(exc).__name__
-            if isinstance(
-                exc, harnesses.Verdict
-            ):  # only the private copy's: a rule it found broken
+            if isinstance(exc, harnesses.Verdict):  # only the private copy's: a broken rule
                 error = f"Verdict:{exc.code}"
+            elif isinstance(exc, rules.RuledOut):  # a call the exercise's text rules out
+                error = f"RuledOut:{exc.code}"
+            elif isinstance(exc, NotImplementedError) and hasattr(exc, "stub"):  # graded() set it
+                error = {None: error, "": "LibraryNotImplementedError"}.get(
+                    exc.stub, f"Stub:{exc.stub}"
+                )
             wire.send(fd, {"t": "end", "stage": name, "ok": False, "error": error})
 
     def run_cell(src: str):
@@ -215,10 +231,17 @@ def execute_stages(job: dict, skip: set[str], fd: int) -> None:
             if not callable(fn):
                 raise LookupError(call["name"])
             args, kwargs = student_arguments(call)
-            if call.get("harness"):  # it builds the inputs, calls fn and returns numbers
-                value = getattr(harnesses, call["harness"])(fn, *args, **kwargs)
-            else:
-                value = fn(*args, **kwargs)
+            try:
+                with rules.watch(tuple(call.get("rules_out", ()))) as seen:
+                    if call.get("harness"):  # it builds the inputs, calls fn, returns numbers
+                        value = getattr(harnesses, call["harness"])(fn, *args, **kwargs)
+                    else:
+                        value = fn(*args, **kwargs)
+            except NotImplementedError as exc:
+                exc.stub = stub_reached(exc, fn)  # named by the stage: not attempted, or a stub
+                raise
+            if seen:
+                raise rules.RuledOut(seen[0])
             if value is None:
                 raise ReturnedNone(call["name"])  # named in the feedback: a missing `return`
             if call.get("pick") is not None:

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from course_utils.checks import SINGLE_PRECISION, registry, rounding_only
+from course_utils.checks import registry, ruled_out, stub_message
+from course_utils.checks.compare import SINGLE_PRECISION, rounding_only
+from course_utils.checks.graded_cells import RULE, undefined_names
 from course_utils.checks.harnesses import VERDICTS
 from course_utils.instructor.grading import submission, wire
 from course_utils.instructor.grading.collect import SourceNotebook
@@ -58,6 +60,7 @@ def hidden_calls(source: SourceNotebook) -> tuple[list[dict], dict[str, HiddenTe
                     "pick": pick,
                     "as_torch": test.as_torch,
                     "harness": test.harness,
+                    "rules_out": list(names[exercise_id].rules_out),
                 }
             )
     return calls, tests
@@ -93,6 +96,15 @@ def case_problem(
             return "the exercise cell does not define the function"
         if error == "ReturnedNone":
             return "a call returned None: does the function end with `return <result>`?"
+        if error.startswith("RuledOut:"):  # worded from the grader's own table
+            code = error.removeprefix("RuledOut:")
+            if code in ruled_out.RULES:
+                return f"on a hidden case, {ruled_out.message(code, call['name'])}"
+            return "a call broke a rule of the exercise"
+        if error.startswith("Stub:"):
+            return stub_message(call["name"], error.removeprefix("Stub:"))
+        if error == "LibraryNotImplementedError":
+            return "a call raised NotImplementedError inside a library function"
         if error.startswith("Verdict:"):  # worded from the grader's own table
             meaning = VERDICTS.get(error.removeprefix("Verdict:"))
             return (
@@ -106,10 +118,24 @@ def case_problem(
         got = wire.decode(value)
     except Exception:  # noqa: BLE001 - whatever the sandbox sent, it is not a result
         return not_numbers
-    if not isinstance(got, np.ndarray) or got.dtype.kind != "f":
+    if not isinstance(got, np.ndarray) or got.dtype.kind not in "fiu":
         return not_numbers
     expected = test.expected_for(call)
+    if got.dtype.kind in "iu":  # the sandbox keeps an integer dtype: it can explain a truncation
+        if not np.array_equal(expected, np.round(expected)):
+            return (
+                "wrong values on a hidden case: the result has an integer dtype where the "
+                "expected values are not whole numbers (did an integer array truncate them?)"
+            )
+        got = got.astype(np.float64)
     if got.shape != expected.shape:
+        slip = test.slip_for(call, got)  # a known slip may change the shape (an extra layer)
+        if slip or test.harness:  # a harness's numbers describe the answer; their count varies
+            return (
+                f"wrong values on a hidden case: {slip}"
+                if slip
+                else "wrong values on a hidden case"
+            )
         return "wrong output shape on a hidden case"
     if not np.allclose(got, expected, atol=test.atol, rtol=test.rtol):
         if rounding_only(got, expected):
@@ -122,13 +148,9 @@ def case_problem(
 def _name_error(exercise_source: str, run_sources: list[str]) -> str:
     """Explain a NameError: grading runs only some cells, and names what the exercise cell
     reads that none of them defines."""
-    missing = submission.undefined_names(exercise_source, run_sources)
+    missing = undefined_names(exercise_source, run_sources)
     what = f" (`{'`, `'.join(missing[:3])}` is defined in none of them)" if missing else ""
-    return (
-        "a call raised NameError: grading runs only the course's setup cell, your cells that "
-        f"only import or define functions and classes, and the exercise cells{what}; "
-        "define what your function uses in its exercise cell"
-    )
+    return f"a call raised NameError: {RULE}{what}; define what your function uses in its exercise cell"
 
 
 def score(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 
+from course_utils.checks.graded_cells import is_helper
 from course_utils.instructor import notebooks
 
 MAX_BYTES = 20 * 2**20
@@ -85,9 +86,6 @@ def exercise_sources(nb) -> tuple[dict[str, str], set[str]]:
     return found, repeated
 
 
-_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-
-
 @dataclass(frozen=True)
 class Submitted:
     """What grading takes from a submitted notebook."""
@@ -115,17 +113,7 @@ def helper_sources(nb) -> list[str]:
     functions or classes (a docstring aside). Grading runs them before the exercise cells, so a
     helper function or an import in a cell of its own works as it did in the notebook; cells
     that compute anything else (training, plots, data) are not run."""
-    return [
-        src
-        for src, body in _other_code_cells(nb)
-        if body
-        and all(
-            isinstance(node, _DEFINITIONS)
-            or isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Constant)
-            for node in body
-        )
-    ]
+    return [src for src, body in _other_code_cells(nb) if is_helper(body)]
 
 
 def _other_code_cells(nb):
@@ -138,41 +126,3 @@ def _other_code_cells(nb):
                 yield src, ast.parse(src).body
             except SyntaxError:
                 continue
-
-
-def undefined_names(exercise_source: str, run_sources: list[str]) -> list[str]:
-    """Names the exercise cell reads that no source grading runs binds anywhere, and that are
-    not builtins: what a NameError most likely came from. Computed from the student's own
-    code, so it reveals nothing hidden. Empty when unsure (a star import, unparsable code)."""
-    import builtins
-
-    bound = set(dir(builtins))
-    try:
-        trees = [ast.parse(src) for src in [exercise_source, *run_sources]]
-    except SyntaxError:
-        return []
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                bound.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                bound.add(node.name)
-            elif isinstance(node, ast.arg):
-                bound.add(node.arg)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                for alias in node.names:
-                    if alias.name == "*":
-                        return []
-                    bound.add(alias.asname or alias.name.split(".")[0])
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                bound.add(node.name)
-            elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                bound.update(node.names)
-            elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
-                bound.add(node.name)
-    read = [
-        node.id
-        for node in ast.walk(trees[0])
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-    ]
-    return sorted(set(read) - bound)

@@ -34,8 +34,9 @@ PR_SET_CHILD_SUBREAPER = 36
 SERVED, END_OF_INPUT = 0, 10  # J's exit codes
 #: The most attempts at one job (each stage that hangs or crashes costs one), within its wall limit.
 MAX_ATTEMPTS = 40
-#: An error as the sandbox may name it: an exception's class name, or a harness verdict code.
-ERROR_NAME = re.compile(r"(Verdict:)?[A-Za-z_][A-Za-z0-9_.]{0,63}")
+#: An error as the sandbox may name it: an exception's class name, a harness verdict code, the
+#: code of a call the exercise rules out, or the name of an unfinished function that was reached.
+ERROR_NAME = re.compile(r"(Verdict:|RuledOut:|Stub:)?[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 
 def stage_order(job: dict, skip: set[str]) -> list[str]:

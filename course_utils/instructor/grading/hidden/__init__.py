@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_utils.checks import matching_slip, tensor_to_numpy
+from course_utils.checks.compare import matching_slip, tensor_to_numpy
 from course_utils.registry import Registry
 
 #: Folder the sandbox hides from student code.

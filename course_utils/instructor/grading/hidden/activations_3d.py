@@ -2,30 +2,45 @@
 
 import numpy as np
 
-from course_utils.checks.activations_3d import conv_shape, counted_macs
+from course_utils.checks.activations_3d import (
+    conv_flops_slips,
+    conv_shape,
+    counted_macs,
+    output_size_slips,
+)
 from course_utils.instructor.grading.hidden import hidden
 
 
 @hidden(
     "conv-output-size",
     points=2,
+    harness="graded_whole_number",
+    slips=output_size_slips,
     expected=lambda w, k, stride=1, padding=0, dilation=1: np.asarray(
         conv_shape(w, k, stride, padding, dilation)
     ),
 )
 def conv_output_size_cases(rng):
     settings = [
+        (20, 3, 1, 3, 1),  # first: it tells the padding counted once from the + 1 missing
         (227, 11, 4, 0, 1),
         (224, 11, 4, 2, 1),
         (55, 3, 2, 0, 1),
         (13, 3, 1, 1, 1),
         (100, 7, 3, 4, 3),
         (31, 4, 5, 0, 2),
+        (30, 3, 1, 0, 3),  # the span d * k instead of d * (k - 1) + 1 shows here
     ]
     return [((w, k), {"stride": s, "padding": p, "dilation": d}) for w, k, s, p, d in settings]
 
 
-@hidden("conv-flops", points=2, expected=lambda *case: np.asarray(counted_macs(*case)))
+@hidden(
+    "conv-flops",
+    points=2,
+    harness="graded_whole_number",
+    slips=conv_flops_slips,
+    expected=lambda *case: np.asarray(counted_macs(*case)),
+)
 def conv_flops_cases(rng):
     return [
         ((55, 55, 3, 96, 11), {}),

@@ -2,7 +2,7 @@
 
 import torch.nn.functional as F
 
-from course_utils.checks import float64_tensor
+from course_utils.checks.compare import float64_tensor
 from course_utils.checks.convolution_2d import conv2d_slips, im2col_slips
 from course_utils.instructor.grading.hidden import hidden
 

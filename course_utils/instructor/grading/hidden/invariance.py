@@ -2,8 +2,8 @@
 
 import torch
 
-from course_utils.checks import float64_tensor
 from course_utils.checks import invariance as inv
+from course_utils.checks.compare import float64_tensor
 from course_utils.checks.harnesses import ascent_unit
 from course_utils.instructor.grading.hidden import hidden
 from course_utils.invariance import BlurPool, shift

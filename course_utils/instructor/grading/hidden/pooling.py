@@ -4,12 +4,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import float64_tensor
+from course_utils.checks.compare import float64_tensor
 from course_utils.checks.pooling import (
     circle_pool_slips,
     maxpool_backward_slips,
     maxpool_forward_slips,
     reference_circle_pool,
+    with_ties,
 )
 from course_utils.instructor.grading.hidden import hidden
 
@@ -33,9 +34,11 @@ def maxpool_forward_cases(rng):
         ((1, 1, 7, 5), 3, 1),
         ((3, 1, 4, 4), 4, 4),
     ]
-    return [
+    cases = [
         ((rng.normal(size=shape),), {"kernel_size": k, "stride": s}) for shape, k, s in settings
     ]
+    tied = with_ties(float64_tensor(rng.normal(size=(2, 1, 6, 7)))).numpy()
+    return [*cases, ((tied,), {"kernel_size": 3, "stride": 2})]
 
 
 def _backward(dout, argmax, input_shape):
@@ -67,5 +70,10 @@ def maxpool_backward_cases(rng):
 def circle_pool_cases(rng):
     return [
         ((rng.normal(size=shape), r), {})
-        for shape, r in [((1, 2, 8, 8), 2.5), ((2, 1, 6, 9), 1), ((1, 1, 5, 5), 4)]
+        for shape, r in [
+            ((1, 2, 8, 8), 2.5),
+            ((2, 1, 6, 9), 1),
+            ((1, 1, 5, 5), 4),
+            ((1, 1, 4, 5), 0),
+        ]
     ]

@@ -2,13 +2,18 @@
 
 import numpy as np
 
-from course_utils.checks.why_convolutions import measured_receptive_field
+from course_utils.checks.why_convolutions import (
+    measured_receptive_field,
+    receptive_field_case_slips,
+)
 from course_utils.instructor.grading.hidden import hidden
 
 
 @hidden(
     "receptive-field",
     points=2,
+    harness="graded_whole_number",
+    slips=receptive_field_case_slips,
     expected=lambda layers: np.asarray(measured_receptive_field(layers)),
 )
 def receptive_field_cases(rng):

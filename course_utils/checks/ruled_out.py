@@ -1,0 +1,160 @@
+"""What an exercise's text rules out (a library convolution in the convolution exercises, say),
+and how a call to it is seen while the student's function runs.
+
+Each rule names the library functions it covers. Torch's are seen by a
+:class:`~torch.overrides.TorchFunctionMode`, which every torch function passes through, so
+``F.conv2d``, ``nn.Conv2d`` (which calls it), ``torch.conv2d`` and ``torch.ops.aten.convolution``
+are all seen (a tensor method of the same name, such as ``Tensor.unfold``, is not one of them);
+NumPy's and SciPy's functions are seen by a profile hook, however they were imported. The public checks and grading
+(a private copy of this module, loaded before any student code) watch the same rules.
+
+This catches a careless call, not a determined one: code in the same process can switch the
+watch off. Grading's other protections do not depend on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import NamedTuple
+
+
+class Rule(NamedTuple):
+    """Library calls an exercise rules out: ``label`` as the text names them, the names of the
+    torch functions (``torch``) and NumPy/SciPy functions (``python``, as (top-level package,
+    name)) that implement them, and ``fix``, what to do instead. A named tuple: grading loads a
+    private copy of this module outside ``sys.modules``, where a dataclass cannot be made."""
+
+    label: str
+    fix: str
+    torch: frozenset[str] = frozenset()
+    python: frozenset[tuple[str, str]] = frozenset()
+
+
+_CONVOLUTIONS = frozenset(
+    {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
+    | {"convolution", "_convolution", "conv_tbc", "_conv_depthwise2d", "mkldnn_convolution"}
+    | {"thnn_conv2d", "_slow_conv2d_forward", "slow_conv3d", "slow_conv_dilated2d"}
+    | {"slow_conv_dilated3d", "cudnn_convolution", "miopen_convolution"}
+)
+_MAX_POOLS = frozenset(
+    f"{kind}max_pool{d}d{suffix}"
+    for kind in ("", "adaptive_", "fractional_")
+    for d in (1, 2, 3)
+    for suffix in ("", "_with_indices")
+)
+_SCIPY_CONVOLUTIONS = ("convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d")
+_SCIPY_CONVOLUTIONS += ("correlate2d", "convolve1d", "correlate1d")
+
+#: Every rule, by the code an exercise declares (and grading reports).
+RULES = {
+    "convolution": Rule(
+        "a library convolution (`F.conv2d`, `nn.Conv2d`, `torch.conv2d`, SciPy's or another)",
+        "compute each output value from its patch and the kernel yourself",
+        torch=_CONVOLUTIONS,
+        python=frozenset(("scipy", name) for name in _SCIPY_CONVOLUTIONS),
+    ),
+    "numpy-convolution": Rule(
+        "a library convolution (`np.convolve`, `np.correlate`, SciPy's or torch's)",
+        "write the two loops of the formula yourself",
+        torch=_CONVOLUTIONS,
+        python=frozenset({("numpy", "correlate"), ("numpy", "correlate2")})
+        | {("scipy", name) for name in _SCIPY_CONVOLUTIONS},
+    ),
+    "unfold": Rule(
+        "`F.unfold` (or `nn.Unfold`), the library's im2col",
+        "cut the patches out with slicing, one kernel offset at a time",
+        torch=frozenset({"unfold", "im2col"}),
+    ),
+    "max-pool": Rule(
+        "a library max pooling (`F.max_pool2d`, `nn.MaxPool2d` or another)",
+        "take each window's maximum and its position yourself",
+        torch=_MAX_POOLS,
+    ),
+}
+
+
+class RuledOut(Exception):
+    """The student's function called what rule ``code`` rules out."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def message(code: str, name: str) -> str:
+    """The one line that reports a call ruled out by ``code`` in the student's ``name``."""
+    rule = RULES[code]
+    return f"your `{name}` called {rule.label}, which this exercise rules out: {rule.fix}"
+
+
+@contextlib.contextmanager
+def watch(codes: tuple[str, ...]):
+    """Within the block, record which of the rules ``codes`` a call breaks; yields the list of
+    codes seen (filled in as calls happen, each code once)."""
+    seen: list[str] = []
+    rules = [(code, RULES[code]) for code in codes]
+    if not rules:
+        yield seen
+        return
+
+    def note(code: str) -> None:
+        if code not in seen:
+            seen.append(code)
+
+    torch_names = {name: code for code, rule in rules for name in rule.torch}
+    python = {key: code for code, rule in rules for key in rule.python}
+    with contextlib.ExitStack() as stack:
+        if torch_names:
+            stack.enter_context(_torch_watch(torch_names, note))
+        if python:
+            stack.enter_context(_profile_watch(python, note))
+        yield seen
+
+
+@contextlib.contextmanager
+def _torch_watch(names: dict[str, str], note):
+    """A torch function of one of ``names`` from a torch module (not a tensor method)."""
+    from torch.overrides import TorchFunctionMode
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            module = getattr(func, "__module__", None) or ""
+            if (
+                module.split(".")[0] == "torch"
+            ):  # an operator overload is named "convolution.default"
+                code = names.get(str(getattr(func, "__name__", "")).split(".")[0])
+                if code is not None:
+                    note(code)
+            return func(*args, **(kwargs or {}))
+
+    with Watch():
+        yield
+
+
+@contextlib.contextmanager
+def _profile_watch(python: dict[tuple[str, str], str], note):
+    """A profile hook: a C function (NumPy's) is matched by its module and name, a Python
+    function (SciPy's) by its module's top-level package and its name."""
+
+    def hook(frame, event, arg):
+        if event == "c_call":
+            module = (getattr(arg, "__module__", None) or "").split(".")[0]
+            code = python.get((module, getattr(arg, "__name__", "")))
+        elif event == "call":
+            module = str(frame.f_globals.get("__name__", "")).split(".")[0]
+            code = python.get((module, frame.f_code.co_name))
+        else:
+            return
+        if code is not None:
+            note(code)
+
+    previous = sys.getprofile()
+    if previous is not None:  # a profiler (%prun) is running: watching would stop it
+        yield
+        return
+    sys.setprofile(hook)
+    try:
+        yield
+    finally:
+        sys.setprofile(previous)
