@@ -21,8 +21,22 @@ from course_utils.env import (
     threads,
 )
 
+
 #: Hosts the real datasets and weights come from (torchvision's own download locations).
-DOWNLOAD_HOSTS = ("ossci-datasets.s3.amazonaws.com", "www.cs.toronto.edu", "download.pytorch.org")
+def download_hosts() -> tuple[str, ...]:
+    """The hosts the notebooks download from, read from torchvision itself: MNIST's first
+    mirror, CIFAR-10, Flowers-102 and the pretrained weights."""
+    from urllib.parse import urlparse
+
+    from torchvision import datasets, models
+
+    urls = (
+        datasets.MNIST.mirrors[0],
+        datasets.CIFAR10.url,
+        datasets.Flowers102._download_url_prefix,
+        models.ResNet18_Weights.DEFAULT.url,
+    )
+    return tuple(dict.fromkeys(urlparse(url).hostname for url in urls))
 
 
 @dataclass(frozen=True)
@@ -154,16 +168,20 @@ def _network(timeout: float = 3.0) -> Finding:
         offline = False
     if offline:
         return Finding("network", "not checked (COURSE_OFFLINE=1): stand-in datasets will be used")
+    try:
+        hosts = download_hosts()
+    except Exception as exc:  # noqa: BLE001 - a broken torchvision is reported under torchvision
+        return Finding("network", f"not checked: torchvision cannot be read ({type(exc).__name__})")
     reachable = []
-    for host in DOWNLOAD_HOSTS:
+    for host in hosts:
         try:
             socket.create_connection((host, 443), timeout=timeout).close()
             reachable.append(host)
         except OSError:
             pass
-    if len(reachable) == len(DOWNLOAD_HOSTS):
+    if len(reachable) == len(hosts):
         return Finding("network", "dataset and weight hosts reachable")
-    missing = ", ".join(h for h in DOWNLOAD_HOSTS if h not in reachable)
+    missing = ", ".join(h for h in hosts if h not in reachable)
     return Finding(
         "network",
         f"cannot reach {missing}: notebooks will use the offline stand-ins",

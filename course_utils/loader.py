@@ -8,12 +8,32 @@ no CPU-to-GPU copy per step.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 
 #: Images gathered and augmented at once on a GPU (bytes); a chunk holds at least one batch. On
 #: the CPU a chunk is one batch: there, launching an operation is cheap and cache sizes matter.
 CHUNK_BYTES = 64 << 20
+
+
+def _device(device) -> torch.device:
+    """``device`` as a torch.device this machine has; ValueError naming the fix otherwise."""
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={device!r} is not a device torch knows: use config.device (what setup() "
+            "chose), 'cuda' for the GPU or 'cpu'"
+        ) from None
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(chosen.type, True):
+        raise ValueError(
+            f"device={str(device)!r}, but torch finds no {chosen.type.upper()} device here; use "
+            "the device setup() chose (config.device), which is the GPU when there is one"
+        )
+    return chosen
 
 
 class DeviceLoader:
@@ -42,16 +62,20 @@ class DeviceLoader:
             raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
         if x.ndim != 4:
             raise ValueError(f"x must be (N, C, H, W); got shape {tuple(x.shape)}")
-        if batch_size < 1 or crop_padding < 0:
-            raise ValueError(
-                f"need batch_size >= 1 and crop_padding >= 0; got {batch_size} and {crop_padding}"
-            )
-        self.device = torch.device(device) if device is not None else x.device
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={str(device)!r}, but torch finds no CUDA GPU here; use the device "
-                "setup() chose (config.device), which is the GPU when there is one"
-            )
+        for name, value, least in (
+            ("batch_size", batch_size, 1),
+            ("crop_padding", crop_padding, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(
+                    f"{name} must be a whole number >= {least}; got {value!r}"
+                    + (
+                        f" (write {name}={int(value)})"
+                        if isinstance(value, str) and value.isdigit()
+                        else ""
+                    )
+                )
+        self.device = _device(device) if device is not None else x.device
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.crop_padding, self.flip = crop_padding, flip

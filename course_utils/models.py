@@ -20,6 +20,15 @@ def _bad_input(model: str, expected: str, x: torch.Tensor, hint: str = "") -> Va
     )
 
 
+def check_num_classes(num_classes) -> None:
+    """ValueError unless ``num_classes`` is a whole number >= 1 (one output per class)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(
+            f"num_classes is the number of outputs, one per class, a whole number >= 1; got "
+            f"{num_classes!r}"
+        )
+
+
 class LeNet5(nn.Module):
     """LeNet-5 (LeCun, Bottou, Bengio, Haffner 1998, "Gradient-based learning applied to document
     recognition"), for (N, 1, 32, 32) inputs.
@@ -38,6 +47,7 @@ class LeNet5(nn.Module):
         self, *, num_classes: int = 10, activation: str = "tanh", pooling: str = "avg"
     ) -> None:
         super().__init__()
+        check_num_classes(num_classes)
         activations, poolings = (
             {"tanh": nn.Tanh, "relu": nn.ReLU},
             {"avg": nn.AvgPool2d, "max": nn.MaxPool2d},
@@ -286,6 +296,7 @@ class AlexNet(nn.Module):
             raise ValueError(f"activation must be 'relu' or 'tanh'; got {activation!r}")
         if width <= 0:
             raise ValueError(f"width scales every layer and must be positive; got {width}")
+        check_num_classes(num_classes)
         self.input_size = input_size
         act = nn.ReLU if activation == "relu" else nn.Tanh
         layers: list[nn.Module] = []
@@ -331,11 +342,13 @@ class AlexNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = self.input_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
-            hint = (
-                "resize or crop to 227x227: 224 does not fit 11x11 kernels at stride 4"
-                if size == 227 and tuple(x.shape[-2:]) != (227, 227)
-                else ""
-            )
+            hint = ""
+            if size == 227 and tuple(x.shape[-2:]) == (32, 32):
+                hint = "for 32x32 images (CIFAR-10) build the CIFAR-sized AlexNet(input_size=32)"
+            elif size == 227 and tuple(x.shape[-2:]) != (227, 227):
+                hint = "resize or crop to 227x227: 224 does not fit 11x11 kernels at stride 4"
+            elif size == 32 and tuple(x.shape[-2:]) == (227, 227):
+                hint = "for 227x227 images build the paper's AlexNet(input_size=227)"
             raise _bad_input("this AlexNet", f"input (N, 3, {size}, {size})", x, hint)
         return self.classifier(self.features(x))
 
@@ -351,6 +364,7 @@ class SmallCNN(nn.Module):
 
     def __init__(self, *, num_classes: int = 10) -> None:
         super().__init__()
+        check_num_classes(num_classes)
         layers: list[nn.Module] = []
         channels = 3
         for out, pool in (

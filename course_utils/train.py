@@ -65,15 +65,72 @@ def describe_precision(device: torch.device) -> str:
     return words + (f" (COURSE_PRECISION={choice})" if choice != "auto" else "")
 
 
-def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+def model_weights(model: nn.Module) -> torch.Tensor:
+    """The model's first parameter (its device and dtype are the model's); ValueError for a
+    model without any."""
+    weights = next(model.parameters(), None)
+    if weights is None:
+        raise ValueError(
+            f"the model ({type(model).__name__}) has no parameters, so there is nothing to "
+            "train: give it at least one layer with weights (nn.Linear, nn.Conv2d, ...)"
+        )
+    return weights
+
+
+def first_batch(data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first (x, y) of ``data`` (``what`` names it in messages); ValueError when there is
+    none or it is not a pair of tensors, e.g. when one (x, y) pair is passed instead of batches."""
+    if (
+        isinstance(data, (tuple, list))
+        and len(data) == 2
+        and all(isinstance(t, torch.Tensor) and t.ndim >= 1 for t in data)
+        and len(data[0]) == len(data[1]) > 2
+    ):
+        raise ValueError(
+            f"the {what} is one pair (x, y) of {len(data[0])} examples; training takes batches: "
+            "pass DeviceLoader(x, y, batch_size=64) (from course_utils.loader)"
+        )
+    first = next(iter(data), None)
+    if first is None:
+        raise ValueError(f"the {what} yields no batches: is the dataset (or its slice) empty?")
+    if not (
+        isinstance(first, (tuple, list))
+        and len(first) == 2
+        and all(isinstance(t, torch.Tensor) for t in first)
+    ):
+        raise ValueError(
+            f"each batch of the {what} must be a pair (x, y) of tensors; the first is a "
+            f"{type(first).__name__}: pass a DeviceLoader or a DataLoader of (image, label) pairs"
+        )
+    return first[0], first[1]
+
+
+def check_labels(data, classes: int, what: str) -> None:
+    """Every label of ``data`` in 0 .. classes - 1, when they can be read without a pass over
+    the data (a DeviceLoader holds them all, a list of batches too); ValueError otherwise."""
+    labels = getattr(data, "y", None)
+    if labels is None and isinstance(data, (tuple, list)):
+        labels = torch.cat([torch.as_tensor(batch[1]).flatten() for batch in data])
+    if not isinstance(labels, torch.Tensor) or labels.numel() == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"the {what}'s labels run from {low} to {high} but the model has {classes} outputs: "
+            f"build it with num_classes={high + 1} (labels must lie in 0 .. {classes - 1})"
+        )
+
+
+def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     """Fail early with one clear line when the batches (x, y) do not fit the model: another
     device or dtype, an input shape it refuses, logits that are not (N, classes), labels that are
     not class indices below the number of outputs (on a GPU that would be a device-side assert).
 
     One image in eval mode: in train mode batch norm would refuse a single value per channel
     (a ResNet's last 1x1 maps on 32x32 images) and fold that image into its running statistics.
+    Returns the number of outputs (classes).
     """
-    weights = next(model.parameters())
+    weights = model_weights(model)
     device = weights.device
     if x.device != device or y.device != device:
         raise ValueError(
@@ -113,11 +170,12 @@ def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
             f"labels run from {low} to {high} but the model has {classes} outputs: build it with "
             f"num_classes={high + 1} (labels must lie in 0 .. {classes - 1})"
         )
+    return classes
 
 
 def evaluate(model: nn.Module, loader) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` over ``loader`` (ValueError if it is empty)."""
-    device = next(model.parameters()).device
+    device = model_weights(model).device
     dtype, _ = precision(device)
     model.eval()
     total_loss = torch.zeros((), device=device)
@@ -162,24 +220,20 @@ def fit(
 
     if scheduler not in (None, "onecycle", "cosine"):
         raise ValueError(f'scheduler must be None, "onecycle" or "cosine"; got {scheduler!r}')
-    first = next(iter(train), None)
-    if first is None:
-        raise ValueError(
-            "the training data yields no batches: is the dataset (or its slice) empty?"
-        )
-    device = next(model.parameters()).device
+    first = first_batch(train, "training data")
+    device = model_weights(model).device
     dtype, needs_scaler = precision(device)
     if channels_last if channels_last is not None else device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    check_batch(model, *first)
+    classes = check_batch(model, *first)
+    check_labels(train, classes, "training data")
     if val is not None:  # found now rather than after the first epoch's training
-        first_val = next(iter(val), None)
-        if first_val is None:
-            raise ValueError("the validation data (val) yields no batches: is it empty?")
+        first_val = first_batch(val, "validation data (val)")
         try:
             check_batch(model, *first_val)
         except ValueError as exc:
             raise ValueError(f"in the validation data (val): {exc}") from None
+        check_labels(val, classes, "validation data (val)")
     step = torch.compile(model) if compile else model
     optimizer = optimizer or torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None

@@ -45,6 +45,11 @@ def matrix(M, *, title: str = "", annotate: bool | None = None, ax=None):
     """Show a 2D array as an image with a diverging colour map; small ones get their values written in."""
     plt = _plt()
     M = _numpy(M)
+    if M.ndim != 2:
+        raise ValueError(
+            f"viz.matrix shows a 2-D array (rows, columns); got shape {tuple(M.shape)}"
+            + (": pick one matrix, e.g. M[0]" if M.ndim > 2 else "")
+        )
     if ax is None:
         fig, ax = plt.subplots(
             figsize=(min(0.45 * M.shape[1] + 1.5, 10), min(0.45 * M.shape[0] + 1, 8))
@@ -147,8 +152,16 @@ def kernels(weights, *, titles=None, cols: int = 8, size: float = 1.1):
 
 
 def feature_maps(maps, *, cols: int = 8, size: float = 1.3, title: str = ""):
-    """Show the channels of one activation volume ``(C, H, W)`` side by side."""
+    """Show the channels of one activation volume ``(C, H, W)`` side by side (a batch of one,
+    (1, C, H, W), is shown as its volume)."""
     m = _numpy(maps)
+    if m.ndim == 4 and len(m) == 1:
+        m = m[0]
+    if m.ndim != 3:
+        raise ValueError(
+            f"viz.feature_maps shows one activation volume (C, H, W); got shape {tuple(m.shape)}"
+            + (": pick one image of the batch, e.g. maps[0]" if m.ndim == 4 else "")
+        )
     fig = images(
         list(m),
         titles=[f"{i}" for i in range(len(m))],

@@ -18,6 +18,7 @@ def online(monkeypatch, tmp_path):
     """The real download path with the network absent (this machine has none; the test is offline-safe)."""
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
     monkeypatch.setattr(datasets, "_FAILED", {})
+    monkeypatch.setattr(datasets, "_REAL", set())
     import socket
 
     def no_network(*args, **kwargs):
@@ -70,6 +71,51 @@ def test_download_failure_falls_back_and_keeps_the_cache(online, capsys):
     assert truncated.read_bytes() == b"\x00\x00\x08\x03 truncated", (
         "nothing in the cache is deleted"
     )
+
+
+def _mnist_cache(root, *, broken_test: bool) -> None:
+    """A tiny MNIST cache in torchvision's raw format (idx files): 20 training and 10 test
+    digits; ``broken_test`` truncates the test images."""
+    import struct
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        images = (
+            struct.pack(">IIII", 2051, n, 28, 28)
+            + bytes(range(256)) * (n * 784 // 256)
+            + bytes(n * 784 % 256)
+        )
+        if prefix == "t10k" and broken_test:
+            images = images[:100]
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(images)
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 2049, n) + bytes(i % 10 for i in range(n))
+        )
+
+
+def test_both_splits_come_from_the_same_source(online, capsys):
+    """A readable training split with a broken test split: both use the stand-in, said once
+    per split, so a model is never trained on real MNIST and tested on the stand-in."""
+    _mnist_cache(online, broken_test=False)
+    real = datasets.load_dataset("mnist", "train", root=online, timeout=1)
+    assert not real.standin and len(real) == 20 and real.source.startswith("torchvision MNIST")
+
+    broken = online / "broken"
+    _mnist_cache(broken, broken_test=True)
+    train = datasets.load_dataset("mnist", "train", root=broken, timeout=1)
+    test = datasets.load_dataset("mnist", "test", root=broken, timeout=1)
+    out = capsys.readouterr().out
+    assert train.standin and test.standin
+    assert "its test split" in out and "every split uses the stand-in" in out
+
+
+def test_a_split_that_breaks_after_another_was_read_stops_with_the_fix(online):
+    _mnist_cache(online, broken_test=False)
+    datasets.load_dataset("mnist", "train", root=online, timeout=1)
+    (online / "MNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(b"broken")
+    with pytest.raises(RuntimeError, match="another split of mnist came from torchvision"):
+        datasets.load_dataset("mnist", "test", root=online, timeout=1)
 
 
 def test_no_network_and_no_cache_says_download_failed(online, capsys):
@@ -355,13 +401,13 @@ def test_train_or_load_saves_verifies_and_refuses(tmp_path):
         (lambda: models.LRN(0), "size >= 1 channels; got size=0"),
         (
             lambda: DeviceLoader(torch.zeros(4, 1, 2, 2), torch.zeros(4), batch_size=0),
-            "got 0 and 0",
+            "batch_size must be a whole number >= 1; got 0",
         ),
         (
             lambda: DeviceLoader(
                 torch.zeros(4, 1, 2, 2), torch.zeros(4), batch_size=2, crop_padding=-1
             ),
-            "got 2 and -1",
+            "crop_padding must be a whole number >= 0; got -1",
         ),
         (lambda: viz.images([]), "each (H, W) or (H, W, 3), or tensors (C, H, W); got none"),
         (lambda: viz.images([torch.zeros(4, 4, 2)]), "got shape (4, 4, 2)"),
@@ -380,7 +426,7 @@ def test_device_loader_takes_arrays_and_names_a_missing_gpu():
     batch_x, batch_y = next(iter(DeviceLoader(x, y, batch_size=2, shuffle=False)))
     assert torch.equal(batch_x, torch.from_numpy(x)) and batch_y.tolist() == y
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="device='cuda', but torch finds no CUDA GPU here"):
+        with pytest.raises(ValueError, match="device='cuda', but torch finds no CUDA device here"):
             DeviceLoader(x, y, batch_size=2, device="cuda")
 
 

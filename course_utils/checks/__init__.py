@@ -160,7 +160,10 @@ def _notes(ex: Exercise, namespace: Mapping[str, Any]) -> str:
 
 def check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
     """Print the result line of :func:`run_check`; raise :class:`CheckFailed` in strict mode."""
-    result = run_check(exercise_id, namespace)
+    try:
+        result = run_check(exercise_id, namespace)
+    except KeyError as exc:  # an id that is not an exercise: the line says which ones are
+        result = CheckResult(str(exercise_id), FAILED, str(exc.args[0]))
     print(result.line())
     if not result.passed and flag("COURSE_CHECK_STRICT"):
         raise CheckFailed(result.line())
