@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -171,9 +172,11 @@ def ablate(
     n: int | None,
     seeds=(0, 1, 2),
     variants: dict[str, dict] = VARIANTS,
+    progress: bool = True,
 ) -> Ablation:
-    """Train every variant from scratch with each seed and measure its test accuracy. The
-    variants' switches and the test set are checked before any training."""
+    """Train every variant from scratch with each seed and measure its test accuracy, printing
+    one line per variant as it finishes (``progress``). The variants' switches and the test set
+    are checked before any training."""
     seeds = tuple(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(
@@ -192,13 +195,20 @@ def ablate(
     test_loader = DeviceLoader(
         test_set.x, test_set.y, batch_size=1000, shuffle=False, device=recipe.device
     )
-    accuracy = {
-        name: [
+    accuracy = {}
+    for number, (name, options) in enumerate(variants.items(), 1):
+        start = time.perf_counter()
+        accuracy[name] = [
             train.evaluate(recipe.train(train_set, epochs, n, seed, **options)[0], test_loader)[1]
             for seed in seeds
         ]
-        for name, options in variants.items()
-    }
+        if progress:
+            shown = " ".join(f"{a:.1%}" for a in accuracy[name])
+            print(
+                f"variant {number}/{len(variants)} {name}: test accuracy {shown} "
+                f"({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
     return Ablation(tuple(seeds), accuracy)
 
 

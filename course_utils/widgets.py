@@ -6,6 +6,8 @@ functions and a plot; they construct without a running kernel.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 
 #: The lecture's 3x3 kernels and a few classics, as float arrays.
@@ -75,34 +77,47 @@ def kernel_explorer(images: dict[str, np.ndarray]):
     image_menu = W.Dropdown(options=list(images), description="image")
     kernel_menu = W.Dropdown(options=[*KERNELS, "typed"], description="kernel")
     typed = W.Text(value="1 0 -1; 2 0 -2; 1 0 -1", description="typed")
-    out = W.Output()
+    picture, message = W.Image(format="png"), W.HTML()
 
     def draw(*_):
-        out.clear_output(wait=True)
-        with out:
-            try:
-                kernel = (
-                    parse_kernel(typed.value)
-                    if kernel_menu.value == "typed"
-                    else np.array(KERNELS[kernel_menu.value])
-                )
-            except ValueError as exc:
-                print(exc)
-                return
-            image = images[image_menu.value]
-            fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-            axes[0].imshow(image, cmap="gray")
-            axes[0].set_title("input")
-            axes[1].imshow(filter_image(image, kernel), cmap="gray")
-            axes[1].set_title(f"output: {kernel_menu.value}")
-            for ax in axes:
-                ax.axis("off")
-            plt.show()
+        try:
+            kernel = (
+                parse_kernel(typed.value)
+                if kernel_menu.value == "typed"
+                else np.array(KERNELS[kernel_menu.value])
+            )
+        except ValueError as exc:
+            message.value = f"<b>{html.escape(str(exc))}</b>"
+            return
+        message.value = ""
+        image = images[image_menu.value]
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        axes[0].imshow(image, cmap="gray")
+        axes[0].set_title("input")
+        axes[1].imshow(filter_image(image, kernel), cmap="gray")
+        axes[1].set_title(f"output: {kernel_menu.value}")
+        for ax in axes:
+            ax.axis("off")
+        picture.value = png(fig)
 
     for control in (image_menu, kernel_menu, typed):
         control.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox([image_menu, kernel_menu, typed]), out])
+    return W.VBox([W.HBox([image_menu, kernel_menu, typed]), message, picture])
+
+
+def png(fig) -> bytes:
+    """``fig`` as PNG bytes, closed. The explorers show pictures in an Image widget, not in an
+    Output widget: nbclient (nbconvert --execute) can hang on output captured by one (its
+    issue 312), and a figure is one message instead of a stream of outputs."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def output_size(
@@ -157,35 +172,35 @@ def output_size_explorer():
         "padding": W.IntSlider(1, 0, 3, description="padding"),
         "dilation": W.IntSlider(1, 1, 3, description="dilation"),
     }
-    out = W.Output()
+    picture = W.Image(format="png")
 
     def draw(*_):
-        out.clear_output(wait=True)
-        with out:
-            p = {k: s.value for k, s in sliders.items()}
-            windows = window_starts(**p)
-            missed = uncovered(**p)
-            n, pad = p["n"], p["padding"]
-            fig, ax = plt.subplots(figsize=(8, 0.5 * len(windows) + 1.4))
-            for x in range(-pad, n + pad):
-                colour = "#dddddd" if x < 0 or x >= n else ("#f4a6a6" if x in missed else "#a6c8f4")
-                ax.add_patch(plt.Rectangle((x, -1), 0.9, 0.9, color=colour))
-            for row, window in enumerate(windows):
-                for x in window:
-                    ax.add_patch(plt.Rectangle((x, row), 0.9, 0.9, color="#4a7bd0"))
-            ax.set_xlim(-pad - 0.5, n + pad + 0.5)
-            ax.set_ylim(len(windows) + 0.2, -1.3)
-            ax.set_yticks(
-                [-0.55] + [r + 0.45 for r in range(len(windows))],
-                ["input"] + [f"out {r}" for r in range(len(windows))],
-            )
-            ax.set_title(
-                f"output size {len(windows)}; padding grey, never read red: {missed or 'none'}"
-            )
-            ax.grid(False)
-            plt.show()
+        p = {k: s.value for k, s in sliders.items()}
+        windows = window_starts(**p)
+        missed = uncovered(**p)
+        n, pad = p["n"], p["padding"]
+        fig, ax = plt.subplots(figsize=(8, 0.5 * len(windows) + 1.4))
+        for x in range(-pad, n + pad):
+            colour = "#dddddd" if x < 0 or x >= n else ("#f4a6a6" if x in missed else "#a6c8f4")
+            ax.add_patch(plt.Rectangle((x, -1), 0.9, 0.9, color=colour))
+        for row, window in enumerate(windows):
+            for x in window:
+                ax.add_patch(plt.Rectangle((x, row), 0.9, 0.9, color="#4a7bd0"))
+        ax.set_xlim(-pad - 0.5, n + pad + 0.5)
+        positions = range(-pad, n + pad)  # each tick under the middle of its box
+        ax.set_xticks([x + 0.45 for x in positions], [str(x) for x in positions])
+        ax.set_ylim(len(windows) + 0.2, -1.3)
+        ax.set_yticks(
+            [-0.55] + [r + 0.45 for r in range(len(windows))],
+            ["input"] + [f"out {r}" for r in range(len(windows))],
+        )
+        ax.set_title(
+            f"output size {len(windows)}; padding grey, never read red: {missed or 'none'}"
+        )
+        ax.grid(False)
+        picture.value = png(fig)
 
     for s in sliders.values():
         s.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox(list(sliders.values())[:3]), W.HBox(list(sliders.values())[3:]), out])
+    return W.VBox([W.HBox(list(sliders.values())[:3]), W.HBox(list(sliders.values())[3:]), picture])

@@ -132,7 +132,7 @@ def test_ablate_checks_seeds_and_variants_before_training(tmp_path):
         recipe.train(data, 1, -10)
 
 
-def test_ablate_trains_each_variant_per_seed(tmp_path):
+def test_ablate_trains_each_variant_per_seed(tmp_path, capsys):
     train_set = datasets.load_dataset("cifar10", "train", root=tmp_path, download=False, quiet=True)
     test_set = datasets.load_dataset("cifar10", "test", root=tmp_path, download=False, quiet=True)
     test_set = dataclasses.replace(test_set, x=test_set.x[:64], y=test_set.y[:64])
@@ -143,6 +143,11 @@ def test_ablate_trains_each_variant_per_seed(tmp_path):
     )
     assert set(result.accuracy) == set(variants)
     assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in result.accuracy.values())
+    lines = capsys.readouterr().out.splitlines()  # one named line per variant as it finishes
+    assert [line.split(":")[0] for line in lines] == [
+        "variant 1/2 full network",
+        "variant 2/2 no LRN",
+    ]
 
 
 def test_the_shipped_long_run_is_read_and_a_broken_one_is_refused(tmp_path):

@@ -212,6 +212,34 @@ def test_run_keeps_what_an_output_widget_shows_without_mimicking_the_widget(tmp_
     assert any(o.get("text") == "shown\n" for o in outputs), outputs
 
 
+def test_the_explorers_hold_no_output_widget_so_nbconvert_finishes(root, tmp_path):
+    """An instructor's own `jupyter nbconvert --execute` runs the notebooks with explorers:
+    their pictures are Image widgets, so nbclient's Output-widget path (issue 312) is never
+    taken, and the executed notebook holds the pictures' widget state and every cell's output."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("02_convolution_2d.ipynb", "04_activations_3d.ipynb"):
+        done = subprocess.run(
+            [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+             str(root / "notebooks" / name), "--output-dir", str(tmp_path),
+             "--ExecutePreprocessor.timeout=120"],
+            capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, COURSE_FAST="1", COURSE_OFFLINE="1"),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        executed = nbformat.read(tmp_path / name, 4)
+        code = [c for c in executed.cells if c.cell_type == "code"]
+        assert all(c.execution_count for c in code), name
+        assert not any(o.output_type == "error" for c in code for o in c.outputs), name
+        widgets = executed.metadata.get("widgets", {}).get(
+            "application/vnd.jupyter.widget-state+json"
+        )
+        models = [m["model_name"] for m in (widgets or {}).get("state", {}).values()]
+        assert "ImageModel" in models and "OutputModel" not in models, name
+
+
 def test_headline_is_found_in_outputs(capsys):
     course_utils.headline("a   b\nc")
     printed = capsys.readouterr().out

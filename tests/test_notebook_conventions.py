@@ -74,6 +74,22 @@ def test_prose_cells_are_short(nb):
     assert not long, f"markdown cells (index, words) over {PROSE_WORDS} words: split them: {long}"
 
 
+def test_no_wrapped_line_turns_into_a_list_item(nb):
+    """A paragraph line that starts with "1. " or "- " after wrapping renders as a list (seen in
+    notebook 01); a real list starts after a blank line or another item."""
+    item = re.compile(r"^(\d+[.)]|[-+*]) ")
+    broken = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        lines = notebooks.source(cell).splitlines()
+        for above, line in zip(lines, lines[1:], strict=False):
+            if item.match(line) and above.strip() and not item.match(above.lstrip()):
+                if not above.startswith((" ", "#", "|", "$$", "*", ">")):
+                    broken.append((i, line[:40]))
+    assert not broken, f"lines that would render as list items (cell, start): {broken}"
+
+
 def test_open_questions_for_discussion_follow_the_summary(nb):
     cells = [notebooks.source(c) for c in nb.cells if c.cell_type == "markdown"]
     where = {

@@ -89,9 +89,19 @@ def test_builders_construct_headless():
     assert isinstance(explorer, ipywidgets.VBox)
     sliders = [w for box in explorer.children[:2] for w in box.children]
     assert [s.description for s in sliders] == ["input", "kernel", "stride", "padding", "dilation"]
-    sliders[2].value = 3  # moving a slider redraws without error
+    picture = explorer.children[-1]
+    assert isinstance(picture, ipywidgets.Image) and bytes(picture.value).startswith(b"\x89PNG")
+    for slider in sliders:  # every control redraws the picture (no Output widget involved)
+        before = bytes(picture.value)
+        slider.value = slider.max if slider.value != slider.max else slider.min
+        assert bytes(picture.value) != before, slider.description
     kernels = widgets.kernel_explorer({"noise": np.random.default_rng(1).random((16, 16))})
-    menus = kernels.children[0].children
-    menus[1].value = "typed"
-    menus[2].value = "not numbers"  # the error is shown in the output, not raised
-    assert isinstance(kernels, ipywidgets.VBox)
+    menus, message, shown = kernels.children
+    before = bytes(shown.value)
+    menus.children[1].value = "Sobel x"
+    assert bytes(shown.value) != before
+    menus.children[1].value = "typed"
+    menus.children[2].value = "not numbers"  # the error is shown in the message line, not raised
+    assert "number" in message.value and isinstance(kernels, ipywidgets.VBox)
+    menus.children[2].value = "0 1 0; 1 -4 1; 0 1 0"
+    assert message.value == "" and bytes(shown.value).startswith(b"\x89PNG")
