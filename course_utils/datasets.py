@@ -99,12 +99,12 @@ def load_dataset(
             with network_timeout(timeout):
                 _other_splits_readable(name, split, root, download)
                 data = _torchvision(name, split, root, download, size, transform, per_class)
-            _REAL.add((name, root))
+            _READABLE.add((name, root, split))
             return data
         # torchvision raises URLError, OSError, RuntimeError, ValueError...: any of them falls back
         except Exception as exc:
             reason = _FAILED[name, root] = _explain(name, root, exc)
-            if (name, root) in _REAL:  # another split came from torchvision: never mix the two
+            if any(key[:2] == (name, root) for key in _READABLE):  # never mix the two sources
                 raise RuntimeError(
                     f"{name} {split} cannot be read ({reason}), but another split of {name} came "
                     "from torchvision earlier in this session; fix the cache and restart the "
@@ -128,8 +128,8 @@ def first_per_class(data: ImageData, per_class: int) -> ImageData:
 
 #: (dataset, cache root) -> why the real data could not be had; later calls do not retry.
 _FAILED: dict[tuple[str, Path], str] = {}
-#: (dataset, cache root) of which a split came from torchvision in this session.
-_REAL: set[tuple[str, Path]] = set()
+#: (dataset, cache root, split) that torchvision opened in this session: checked once.
+_READABLE: set[tuple[str, Path, str]] = set()
 
 
 def _other_splits_readable(name: str, split: str, root: Path, download: bool) -> None:
@@ -139,7 +139,8 @@ def _other_splits_readable(name: str, split: str, root: Path, download: bool) ->
     from torchvision import datasets
 
     root.mkdir(parents=True, exist_ok=True)
-    others = [s for s in (FLOWERS_SPLITS if name == "flowers102" else SPLITS) if s != split]
+    splits = FLOWERS_SPLITS if name == "flowers102" else SPLITS
+    others = [s for s in splits if s != split and (name, root, s) not in _READABLE]
     for other in others:
         try:
             if name == "flowers102":
@@ -152,6 +153,7 @@ def _other_splits_readable(name: str, split: str, root: Path, download: bool) ->
             raise RuntimeError(
                 f"its {other} split: {type(exc).__name__}: {exc}; every split uses the stand-in"
             ) from exc
+        _READABLE.add((name, root, other))
 
 
 def _explain(name: str, root: Path, exc: Exception) -> str:

@@ -111,13 +111,17 @@ def check_labels(data, classes: int, what: str) -> None:
     labels = getattr(data, "y", None)
     if labels is None and isinstance(data, (tuple, list)):
         labels = torch.cat([torch.as_tensor(batch[1]).flatten() for batch in data])
-    if not isinstance(labels, torch.Tensor) or labels.numel() == 0:
-        return
+    if isinstance(labels, torch.Tensor) and labels.numel():
+        _labels_fit(labels, classes, f"the {what}'s labels")
+
+
+def _labels_fit(labels: torch.Tensor, classes: int, whose: str) -> None:
+    """ValueError, starting with ``whose``, unless every label lies in 0 .. classes - 1."""
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= classes:
         raise ValueError(
-            f"the {what}'s labels run from {low} to {high} but the model has {classes} outputs: "
-            f"build it with num_classes={high + 1} (labels must lie in 0 .. {classes - 1})"
+            f"{whose} run from {low} to {high} but the model has {classes} outputs: build it "
+            f"with num_classes={high + 1} (labels must lie in 0 .. {classes - 1})"
         )
 
 
@@ -164,12 +168,8 @@ def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
         raise ValueError(
             f"labels must be class indices, integers of shape (N,); got {y.dtype} {tuple(y.shape)}"
         )
-    low, high, classes = int(y.min()), int(y.max()), logits.shape[1]
-    if low < 0 or high >= classes:
-        raise ValueError(
-            f"labels run from {low} to {high} but the model has {classes} outputs: build it with "
-            f"num_classes={high + 1} (labels must lie in 0 .. {classes - 1})"
-        )
+    classes = logits.shape[1]
+    _labels_fit(y, classes, "labels")
     return classes
 
 

@@ -18,7 +18,7 @@ def online(monkeypatch, tmp_path):
     """The real download path with the network absent (this machine has none; the test is offline-safe)."""
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
     monkeypatch.setattr(datasets, "_FAILED", {})
-    monkeypatch.setattr(datasets, "_REAL", set())
+    monkeypatch.setattr(datasets, "_READABLE", set())
     import socket
 
     def no_network(*args, **kwargs):

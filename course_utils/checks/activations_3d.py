@@ -64,11 +64,7 @@ def check_conv_output_size(conv_output_size) -> str:
             f"conv_output_size(w_in={w_in}, kernel_size={k}, stride={s}, padding={p}, dilation={d})"
         )
         if not equals(got, expected):
-            every = {why: [] for why in output_size_slips(1, 1)}
-            for case in cases:
-                for why, value in output_size_slips(*case).items():
-                    every[why].append(value)
-            hint = consistent_slip(conv_output_size, "conv_output_size", cases, every)
+            hint = consistent_slip(conv_output_size, "conv_output_size", cases, output_size_slips)
             if not hint and isinstance(got, numbers.Real) and abs(got - expected) == 1:
                 hint = "off by one: remember the + 1, and the floor"
             elif not hint and isinstance(got, numbers.Real) and math.isfinite(got) and got % 1:
@@ -120,9 +116,7 @@ def check_conv_flops(conv_flops) -> str:
         expected = counted_macs(*case)
         got = call(conv_flops, "conv_flops", *case)
         if not equals(got, expected):
-            per_case = [conv_flops_slips(*c) for c in cases]
-            slips = {why: [one[why] for one in per_case] for why in per_case[0]}
-            slip = consistent_slip(conv_flops, "conv_flops", cases, slips)
+            slip = consistent_slip(conv_flops, "conv_flops", cases, conv_flops_slips)
             raise Mismatch(
                 f"conv_flops{case}: torch's FLOP counter gives {expected:,} multiply-adds, got "
                 f"{short(got)}" + (f" ({slip})" if slip else "")

@@ -4,7 +4,7 @@ across several cases. Every message is one line; the public checks and grading s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from course_utils.checks import Mismatch, NotAttempted, call, short
@@ -168,15 +168,19 @@ def expect_whole_number(got: Any, what: str) -> None:
         )
 
 
-def consistent_slip(fn: Any, name: str, cases: list[tuple], slips: Mapping[str, list]) -> str:
-    """The first explanation in ``slips`` (explanation -> the result that mistake gives on each
-    of ``cases``, argument tuples) whose results ``fn`` reproduces on every case; "" when none
-    does. For checks with whole-number answers, where one case can match a slip by chance."""
+def consistent_slip(
+    fn: Any, name: str, cases: list[tuple], slips_for: Callable[..., Mapping[str, Any]]
+) -> str:
+    """The first explanation of ``slips_for(*case)`` (explanation -> the result that mistake
+    gives on that case) whose results ``fn`` reproduces on every one of ``cases``, argument
+    tuples; "" when none does. For checks with whole-number answers, where one case can match a
+    slip by chance."""
     try:
         got = [call(fn, name, *args) for args in cases]
     except (Mismatch, NotAttempted):
         return ""
-    for explanation, results in slips.items():
-        if all(equals(g, r) for g, r in zip(got, results, strict=True)):
+    per_case = [slips_for(*args) for args in cases]
+    for explanation in per_case[0]:
+        if all(equals(g, slips[explanation]) for g, slips in zip(got, per_case, strict=True)):
             return explanation
     return ""

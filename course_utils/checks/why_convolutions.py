@@ -66,12 +66,6 @@ def receptive_field_case_slips(layers) -> dict[str, int]:
     return slips
 
 
-def receptive_field_slips() -> dict[str, list[int]]:
-    """:func:`receptive_field_case_slips` on every stack of :data:`CASES`: explanation -> fields."""
-    per_case = [receptive_field_case_slips(layers) for layers in CASES]
-    return {text: [slips[text] for slips in per_case] for text in per_case[0]}
-
-
 @exercise("receptive-field", "receptive_field")
 def check_receptive_field(receptive_field) -> str:
     not_int = None
@@ -81,7 +75,7 @@ def check_receptive_field(receptive_field) -> str:
         if not equals(got, expected):
             cases = [(list(stack),) for stack in CASES]
             slip = consistent_slip(
-                receptive_field, "receptive_field", cases, receptive_field_slips()
+                receptive_field, "receptive_field", cases, receptive_field_case_slips
             )
             what = f"receptive_field({layers})"
             raise Mismatch(
