@@ -116,7 +116,7 @@ def train_flops_per_image(model_fn, size: int) -> float:
     return counter.get_total_flops() / 2
 
 
-def images_per_s(model, batches, steps: int, compile: bool, channels_last=None) -> float:
+def images_per_s(model, batches, steps: int, compile: bool, channels_last: bool = True) -> float:
     """Images per second of ``train.fit`` over ``steps`` batches (after a warm-up epoch); ``fit``
     reads its metrics with ``.item()`` at the end of the epoch, which waits for the GPU."""
     options = dict(epochs=1, lr=1e-4, compile=compile, channels_last=channels_last, progress=False)

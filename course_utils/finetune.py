@@ -204,6 +204,5 @@ def fit_steps(model: nn.Module, loader, optimizer, steps: int) -> None:
         epochs=1,
         optimizer=optimizer,
         scheduler="cosine",
-        channels_last=True,
         progress=False,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ def fit(
     optimizer=None,
     weight_decay: float = 0.0,
     scheduler: str | None = None,
-    channels_last: bool | None = None,
+    channels_last: bool = True,
     compile: bool = False,
     max_grad_norm: float | None = None,
     progress: bool = True,
@@ -210,20 +211,18 @@ def fit(
 ) -> History:
     """Train ``model`` on ``train`` (batches of (x, y)) for ``epochs``; evaluate on ``val`` each epoch.
 
-    Uses AdamW (or ``optimizer``), cross-entropy, mixed precision by device, ``channels_last`` on GPU
-    (default), optional ``torch.compile``, ``scheduler="onecycle"`` for a one-cycle learning rate
+    Uses AdamW (or ``optimizer``), cross-entropy, mixed precision by device, ``channels_last``
+    (default: 1.2 to 1.8 times faster for these networks on CPUs, and on GPUs), optional ``torch.compile``, ``scheduler="onecycle"`` for a one-cycle learning rate
     (peak ``lr``) or ``"cosine"`` for a cosine decay to zero from each parameter group's own
     learning rate, and ``max_grad_norm`` to clip the gradients' global norm (steadies deep networks without
     normalisation layers at high learning rates).
     """
-    from tqdm.auto import tqdm
-
     if scheduler not in (None, "onecycle", "cosine"):
         raise ValueError(f'scheduler must be None, "onecycle" or "cosine"; got {scheduler!r}')
     first = first_batch(train, "training data")
     device = model_weights(model).device
     dtype, needs_scaler = precision(device)
-    if channels_last if channels_last is not None else device.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     classes = check_batch(model, *first)
     check_labels(train, classes, "training data")
@@ -252,7 +251,7 @@ def fit(
         total_loss = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         count = 0
-        bar = tqdm(train, desc=f"epoch {epoch}", leave=False, disable=not progress, mininterval=0.5)
+        bar = progress_bar(train, desc=f"epoch {epoch}", disable=not progress)
         for x, y in bar:
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = step(x)
@@ -284,6 +283,15 @@ def fit(
             )
             bar.write(f"epoch {epoch}: {shown} ({record['seconds']:.1f} s)")
     return history
+
+
+def progress_bar(iterable, **options):
+    """tqdm's text bar on standard output, redrawn in place and erased when done (``leave=False``):
+    a saved notebook keeps the lines printed beside it, and no widget view, which a notebook
+    reopened without its kernel could only show as "Error displaying widget"."""
+    from tqdm.std import tqdm
+
+    return tqdm(iterable, file=sys.stdout, leave=False, mininterval=0.5, **options)
 
 
 def sha256(path: Path) -> str:
