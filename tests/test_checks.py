@@ -92,7 +92,7 @@ def test_stub_is_not_attempted(exercise_id):
         (
             "conv1d-windows",
             lambda x, w, stride=1, padding=0: good_windows(x, w, stride, padding) + 0.5,
-            "max |diff| 0.5",
+            "(off by 0.5 at (0,), allowed 0.00014)",
         ),
         # ignores stride
         (
@@ -747,10 +747,9 @@ def test_a_mismatch_names_the_element_that_breaks_the_tolerance():
         )
     message = str(failure.value)
     assert "at index (1,) expected 0.001, got 0.0011" in message, message
-    assert (
-        "worst at (1,): |diff| 0.0001 > atol + rtol * |expected| = 1e-06 + 1e-05 * 0.001" in message
+    assert message.endswith(
+        "at index (1,) expected 0.001, got 0.0011 (off by 0.0001, allowed 1e-06)"
     )
-    assert "max |diff| 0.0005" in message
 
 
 def test_single_precision_answers_are_told_to_keep_float64():

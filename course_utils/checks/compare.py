@@ -105,9 +105,9 @@ def expect_array(
         got, expected
     ):  # a float32 answer far off is told what is wrong, not this
         hint = f"; {SINGLE_PRECISION}"
+    where = "" if shown.startswith("at index") else f" at {index}"
     raise Mismatch(
-        f"{what}: {shown} (worst at {index}: |diff| {diff[index]:.3g} > atol + rtol * |expected| "
-        f"= {atol:g} + {rtol:g} * {abs(expected[index]):.3g}; max |diff| {diff.max():.3g}){hint}"
+        f"{what}: {shown} (off by {diff[index]:.2g}{where}, allowed {allowed[index]:.2g}){hint}"
     )
 
 

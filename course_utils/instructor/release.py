@@ -87,14 +87,24 @@ _REPO = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(
 _BRANCH = re.compile(r"^(?![./-])(?!.*(?:\.\.|//|/\.))[\w./-]+(?<![./])(?<!\.lock)$", re.ASCII)
 
 
-def repo_url_from_pyproject(root: Path) -> str:
-    """``[tool.course] repo_url`` from pyproject.toml: the one place the instructor sets it."""
+def _pyproject(root: Path) -> dict:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
-    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    return config.get("tool", {}).get("course", {}).get("repo_url", "")
+    return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def repo_url_from_pyproject(root: Path) -> str:
+    """``[tool.course] repo_url`` from pyproject.toml: the one place the instructor sets it."""
+    return _pyproject(root).get("tool", {}).get("course", {}).get("repo_url", "")
+
+
+def package_version(root: Path | None = None) -> str:
+    """The package's version in pyproject.toml (the repository's by default)."""
+    from course_utils.env import repo_root
+
+    return _pyproject(root or repo_root())["project"]["version"]
 
 
 def stub_solutions(src: str, exercise_id: str) -> str:
@@ -133,8 +143,9 @@ def github_repo(repo_url: str, branch: str) -> re.Match:
     return match
 
 
-def colab_cells(repo_url: str, branch: str, notebook: str) -> list:
-    """The badge (markdown) and the Colab-only install cell stamped at the top of a notebook."""
+def colab_cells(repo_url: str, branch: str, notebook: str, version: str | None = None) -> list:
+    """The badge (markdown) and the Colab-only install cell stamped at the top of a notebook; the
+    cell installs ``version`` of the package (pyproject.toml's by default) unless it is there."""
     match = github_repo(repo_url, branch)
     colab = (
         f"https://colab.research.google.com/github/{match['owner']}/{match['name']}"
@@ -143,13 +154,28 @@ def colab_cells(repo_url: str, branch: str, notebook: str) -> list:
     badge = new_markdown_cell(
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})"
     )
+    version = version or package_version()
     install = new_code_cell(
-        "# Colab only: install the course package; elsewhere this does nothing. Colab already has\n"
-        "# everything the notebooks use, and --no-deps keeps its versions: upgrading its ipykernel\n"
+        "# Colab only: install the course package once; elsewhere this does nothing. Colab already\n"
+        "# has everything the notebooks use, and --no-deps keeps its versions: upgrading its ipykernel\n"
         "# or ipywidgets (as the package's local-install dependencies would) can break the runtime.\n"
+        "# No restart is needed: the package is importable as soon as it is installed.\n"
         "import sys\n\n"
         'if "google.colab" in sys.modules:\n'
-        f'    get_ipython().run_line_magic("pip", "install --quiet --no-deps \\"course-utils @ git+{repo_url}@{branch}\\"")'
+        "    import importlib\n"
+        "    import importlib.metadata\n"
+        "    import subprocess\n\n"
+        "    try:\n"
+        '        installed = importlib.metadata.version("course-utils")\n'
+        "    except importlib.metadata.PackageNotFoundError:\n"
+        "        installed = None\n"
+        f'    if installed == "{version}":\n'
+        '        print(f"course-utils {installed} is already installed")\n'
+        "    else:\n"
+        '        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",\n'
+        f'                        "course-utils @ git+{repo_url}@{branch}"], check=True)\n'
+        "        importlib.invalidate_caches()\n"
+        f'        print("course-utils {version} installed")'
     )
     return [badge, install]
 
