@@ -3,7 +3,7 @@
 include course.mk
 PYTEST_ARGS ?=
 
-.PHONY: run test test-lowest install-dev lint format strip readme lock clean
+.PHONY: run test test-colab test-lowest install-dev lint format strip readme lock clean
 
 $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]" || { echo "$$INSTALL_FAILED" >&2; exit 1; }
@@ -18,6 +18,13 @@ run: install
 ## test: unit tests, lint and every notebook under nbval (COURSE_FAST=1, offline)
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-colab: the student release installed by its own Colab cell into Colab's package versions
+## (requirements/colab.txt, in a separate .venv-colab) and every release notebook run there
+test-colab: install-dev
+	$(PYTHON) -m venv $(VENV)-colab
+	$(VENV)-colab/bin/python -m pip install --quiet -r requirements/colab.txt
+	$(PY) tests/colab/run_release.py --python $(VENV)-colab/bin/python
 
 ## test-lowest: the same tests with every direct dependency at its pyproject.toml floor
 ## (a separate .venv-lowest; downloads those versions once, about 3 GB with torch)

@@ -22,6 +22,7 @@ the same number of steps. The frozen-feature methods see the drawn images as the
 from __future__ import annotations
 
 import copy
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,8 +133,11 @@ class Experiment:
     def accuracy(self, method: str, k, seed: int) -> float:
         """Test accuracy of ``method`` trained on ``k`` labels per class drawn by ``seed``
         (measured once; a second call returns the same run's figure)."""
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            raise ValueError(f"seed must be a whole number (0, 1, 2, ...); got {seed!r}")
+        seed = int(seed)
         if k == ALL and method in SEEDLESS:  # every seed draws the same images: one fit
             seed = 0
         if (method, k, seed) not in self._accuracies:

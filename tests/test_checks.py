@@ -1025,3 +1025,12 @@ def test_maxpool_forward_may_return_a_list_as_grading_reads_it():
         "maxpool-forward", {"maxpool2d_forward": lambda *a, **k: list(solved(*a, **k))}
     )
     assert result.status == PASSED, result.message
+
+
+def test_a_mismatch_never_shows_its_difference_equal_to_the_tolerance():
+    """Two significant digits unless they would print the failing difference as the tolerance."""
+    with pytest.raises(checks.Mismatch) as failure:
+        compare.expect_array(
+            np.array([1 + 1.04e-5]), np.array([1.0]), what="f()", atol=1e-5, rtol=0
+        )
+    assert str(failure.value).endswith("(off by 1.04e-05, allowed 1e-05)"), failure.value

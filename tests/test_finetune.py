@@ -162,6 +162,11 @@ def test_bad_requests_are_named(pair):
         experiment.accuracy("finetune", 1, 0)
     with pytest.raises(ValueError, match="k=500 labels per class asked, but class 0 has only 100"):
         experiment.accuracy("probe", 500, 0)
+    for seed in (None, 1.5, True, "0"):  # at "all" too, where the seedless fits share one result
+        with pytest.raises(ValueError, match="seed must be a whole number"):
+            experiment.accuracy("probe", ALL, seed)
+    with pytest.raises(ValueError, match="unknown method"):
+        experiment.accuracy(["probe"], 1, 0)
     alexnet = pretrained.Pretrained(
         torchvision.models.alexnet(weights=None),
         "alexnet",

@@ -351,3 +351,14 @@ def test_release_refuses_an_out_that_is_a_file(tmp_path):
     with pytest.raises(FileExistsError, match="is a file; --out names a new"):
         release.build_release(tmp_path / "taken", repo_url="https://github.com/o/r")
     assert (tmp_path / "taken").read_text() == "notes"
+
+
+def test_the_install_cell_takes_no_code_from_its_inputs():
+    """A version, URL or branch cannot add code to the install cell or end a line early."""
+    with pytest.raises(ValueError, match="version number"):
+        release.colab_cells("https://github.com/o/r", "main", "x.ipynb", version='0" or print("x')
+    for url, branch in (("https://github.com/o/r\n", "main"), ("https://github.com/o/r", "main\n")):
+        with pytest.raises(ValueError, match="--repo-url|--branch"):
+            release.colab_cells(url, branch, "x.ipynb")
+    cell = release.colab_cells("https://github.com/o/r", "v1.0", "x.ipynb", version="1.0+local")[1]
+    compile(cell.source, "install cell", "exec")

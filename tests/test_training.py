@@ -447,3 +447,32 @@ def test_plots_take_tensors_as_training_leaves_them():
     signal = torch.randn(6, requires_grad=True) * 1
     assert len(viz.signal_kernel_output(signal, signal[:2], signal).axes) == 3
     assert viz.matrix(signal.reshape(2, 3)).axes[0].images[0].get_array().shape == (2, 3)
+
+
+def test_fit_keeps_the_default_layout_where_channels_last_would_break_the_model():
+    """channels_last is only a speed-up: a Conv3d network, and a forward pass that calls .view on
+    a convolution's output (fine in the default layout, an error in channels_last), still train,
+    and the model works afterwards as it did before."""
+
+    class ViewNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(3, 4, 3), nn.Linear(144, 3)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.conv(x)).view(x.size(0), -1))
+
+    volume = nn.Sequential(nn.Conv3d(1, 2, 3), nn.Flatten(), nn.Linear(16, 3))
+    for model, shape in ((ViewNet(), (4, 3, 8, 8)), (volume, (4, 1, 4, 4, 4))):
+        batches = [(torch.randn(shape), torch.randint(0, 3, (4,)))] * 2
+        history = train.fit(model, batches, epochs=1, progress=False)
+        assert len(history.records) == 1
+        assert model(batches[0][0]).shape == (4, 3)
+
+
+def test_fit_trains_a_convolutional_network_in_channels_last():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(1), nn.Linear(144, 3))
+    train.fit(
+        model, [(torch.randn(4, 3, 8, 8), torch.randint(0, 3, (4,)))], epochs=1, progress=False
+    )
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)

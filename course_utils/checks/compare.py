@@ -106,8 +106,10 @@ def expect_array(
     ):  # a float32 answer far off is told what is wrong, not this
         hint = f"; {SINGLE_PRECISION}"
     where = "" if shown.startswith("at index") else f" at {index}"
+    digits = next((d for d in (2, 3, 4) if f"{diff[index]:.{d}g}" != f"{allowed[index]:.{d}g}"), 17)
     raise Mismatch(
-        f"{what}: {shown} (off by {diff[index]:.2g}{where}, allowed {allowed[index]:.2g}){hint}"
+        f"{what}: {shown} (off by {diff[index]:.{digits}g}{where}, allowed "
+        f"{allowed[index]:.{digits}g}){hint}"
     )
 
 

@@ -80,11 +80,11 @@ COLAB_SHIPS = (
     "tqdm",
     "IPython",
 )
-_REPO = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?$")
+_REPO = re.compile(r"https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?")
 #: A branch (or tag) name git accepts that also fits, unquoted, in the Colab URL and pip's
 #: ``git+URL@branch``: ASCII letters, digits, ``_ . / -``, and git's rules on where ``.`` and
 #: ``/`` may stand.
-_BRANCH = re.compile(r"^(?![./-])(?!.*(?:\.\.|//|/\.))[\w./-]+(?<![./])(?<!\.lock)$", re.ASCII)
+_BRANCH = re.compile(r"(?![./-])(?!.*(?:\.\.|//|/\.))[\w./-]+(?<![./])(?<!\.lock)", re.ASCII)
 
 
 def _pyproject(root: Path) -> dict:
@@ -130,12 +130,12 @@ def stub_solutions(src: str, exercise_id: str) -> str:
 def github_repo(repo_url: str, branch: str) -> re.Match:
     """``repo_url`` matched as a GitHub repository (``owner``, ``name``), after checking that
     both it and ``branch`` can go into the badge's URL and the install cell; else ValueError."""
-    match = _REPO.match(repo_url)
+    match = _REPO.fullmatch(repo_url)
     if not match:
         raise ValueError(
             f"--repo-url must look like https://github.com/OWNER/REPO; got {repo_url!r}"
         )
-    if not _BRANCH.match(branch):
+    if not _BRANCH.fullmatch(branch):
         raise ValueError(
             f"--branch must be a git branch or tag name of letters, digits and _ . / - "
             f"(such as main or spring-2027); got {branch!r}"
@@ -155,6 +155,11 @@ def colab_cells(repo_url: str, branch: str, notebook: str, version: str | None =
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})"
     )
     version = version or package_version()
+    if not re.fullmatch(r"[\w.+!-]+", version):
+        raise ValueError(
+            f"the package version must be a version number such as 0.1.0; got {version!r}"
+        )
+    requirement = f"course-utils @ git+{repo_url}@{branch}"
     install = new_code_cell(
         "# Colab only: install the course package once; elsewhere this does nothing. Colab already\n"
         "# has everything the notebooks use, and --no-deps keeps its versions: upgrading its ipykernel\n"
@@ -169,18 +174,18 @@ def colab_cells(repo_url: str, branch: str, notebook: str, version: str | None =
         '        installed = importlib.metadata.version("course-utils")\n'
         "    except importlib.metadata.PackageNotFoundError:\n"
         "        installed = None\n"
-        f'    if installed == "{version}":\n'
+        f"    if installed == {version!r}:\n"
         '        print(f"course-utils {installed} is already installed")\n'
         "    else:\n"
         '        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",\n'
-        f'                        "course-utils @ git+{repo_url}@{branch}"], check=True)\n'
+        f"                        {requirement!r}], check=True)\n"
         "        importlib.invalidate_caches()\n"
         f'        print("course-utils {version} installed")'
     )
     return [badge, install]
 
 
-def release_notebook(nb, *, repo_url: str, branch: str, name: str):
+def release_notebook(nb, *, repo_url: str, branch: str, name: str, version: str | None = None):
     """A student copy of ``nb``: stubs, no outputs or counts, badge and install cell first."""
     nb = nbformat.from_dict(nb)
     for cell in nb.cells:
@@ -190,7 +195,7 @@ def release_notebook(nb, *, repo_url: str, branch: str, name: str):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("keep_output", None)
-    nb.cells[1:1] = colab_cells(repo_url, branch, name)  # after the title cell
+    nb.cells[1:1] = colab_cells(repo_url, branch, name, version)  # after the title cell
     for i, cell in enumerate(nb.cells):
         cell.id = f"r{i:02d}"
     nbformat.validate(nb)
@@ -234,9 +239,10 @@ def build_release(
     written = []
     (out / "notebooks").mkdir()
     table = notebooks.readme_table(root / "notebooks")
+    version = package_version(root)
     for path in notebooks.notebook_paths(root / "notebooks"):
         nb = release_notebook(
-            notebooks.read(path), repo_url=repo_url, branch=branch, name=path.name
+            notebooks.read(path), repo_url=repo_url, branch=branch, name=path.name, version=version
         )
         nbformat.write(nb, out / "notebooks" / path.name)
         written.append(out / "notebooks" / path.name)

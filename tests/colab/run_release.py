@@ -1,0 +1,140 @@
+"""The Colab path, simulated: the student release, installed by its own first cell from a local
+git URL into an environment with Colab's package versions (``requirements/colab.txt``), and
+every release notebook executed there in a kernel that looks like Colab's (``google.colab``
+imported at start-up, ``COLAB_RELEASE_TAG`` set), offline and in fast mode.
+
+    python tests/colab/run_release.py --python .venv-colab/bin/python [--out DIR]
+
+``make test-colab`` builds that environment and runs this. One line per notebook, then one JSON
+line; the exit status is 1 when a notebook fails or an install cell says the wrong thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+
+from course_utils.instructor import notebooks, release  # noqa: E402
+
+GITHUB = "https://github.com/example-org/cnn-course"
+KERNEL = "colab-like"
+
+
+def check_environment(python: str) -> str:
+    """The environment's package site, after making it look like Colab: ``google.colab``
+    importable and imported at start-up, and no course package installed yet."""
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    package = Path(site) / "google" / "colab"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text(
+        '"""A stand-in for Colab\'s module: its presence is what counts."""\n'
+    )
+    (Path(site) / "zz_colab_like.pth").write_text("import google.colab\n")
+    subprocess.run([python, "-m", "pip", "uninstall", "--quiet", "--yes", "course-utils"],
+                   capture_output=True)  # fmt: skip
+    return site
+
+
+def local_release(out: Path) -> Path:
+    """The release, committed to a local git repository; its install cells point there."""
+    repo = out / "release"
+    shutil.rmtree(repo, ignore_errors=True)
+    release.build_release(repo, repo_url=GITHUB, branch="main")
+    for path in notebooks.notebook_paths(repo / "notebooks"):
+        path.write_text(
+            path.read_text().replace(f"git+{GITHUB}@main", f"git+file://localhost{repo}@main")
+        )
+    git = ["git", "-C", str(repo), "-c", "user.name=course", "-c", "user.email=course@example.org"]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "release"]):
+        subprocess.run([*git, *command], check=True)
+    return repo
+
+
+def install_kernel(python: str, out: Path) -> Path:
+    """A kernel spec for the environment's Python; the folder to put on JUPYTER_PATH."""
+    prefix = out / "jupyter"
+    subprocess.run([python, "-m", "ipykernel", "install", "--prefix", str(prefix), "--name", KERNEL],
+                   capture_output=True, check=True)  # fmt: skip
+    return prefix / "share" / "jupyter"
+
+
+def run_notebook(path: Path, work: Path) -> tuple[str, float, str]:
+    """(status, seconds, printed text) of one release notebook in the Colab-like kernel."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, kernel_name=KERNEL, timeout=600, resources={"metadata": {"path": str(work)}}
+    )
+    start = time.perf_counter()
+    try:
+        client.execute()
+        status = "ok"
+    except CellExecutionError as error:
+        status = f"failed: {str(error).strip().splitlines()[-1][:300]}"
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    nbformat.write(nb, work / path.name)
+    return status, time.perf_counter() - start, printed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python", required=True, help="the Colab-like environment's python")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "course-colab-like",
+                        help="a folder outside the repository (the release refuses one inside)")  # fmt: skip
+    args = parser.parse_args()
+    out = args.out.resolve()
+    site = check_environment(args.python)
+    repo = local_release(out)
+    work = out / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    os.environ.update(
+        JUPYTER_PATH=str(install_kernel(args.python, out)), COLAB_RELEASE_TAG="colab-like",
+        COURSE_FAST="1", COURSE_OFFLINE="1", COURSE_CHECK_STRICT="0", COURSE_DATA_DIR=str(out / "data"),
+    )  # fmt: skip
+    version, rows, problems = release.package_version(), {}, []
+    for i, path in enumerate(notebooks.notebook_paths(repo / "notebooks")):
+        status, seconds, printed = run_notebook(path, work)
+        said = "installed" if i == 0 else "is already installed"  # the first cell installs once
+        if status == "ok" and f"course-utils {version} {said}" not in printed:
+            status = f"failed: the install cell did not print 'course-utils {version} {said}'"
+        if status == "ok" and "| Colab" not in printed:
+            status = "failed: setup() did not see a Colab runtime"
+        missing = [ex.id for ex in notebooks.exercises(nbformat.read(path, as_version=4))
+                   if f"⏳ {ex.id}: not attempted yet" not in printed]  # fmt: skip
+        if status == "ok" and missing:
+            status = f"failed: no 'not attempted yet' line for {', '.join(missing)}"
+        rows[path.name] = {"status": status, "seconds": round(seconds, 1)}
+        print(f"{path.name:40s} {status:8.200s} {seconds:7.1f} s", flush=True)
+        if status != "ok":
+            problems.append(path.name)
+    versions = subprocess.run(
+        [args.python, "-c", "import IPython, ipykernel, ipywidgets, numpy, matplotlib, sklearn, torch;"
+         "print(IPython.__version__, ipykernel.__version__, ipywidgets.__version__, numpy.__version__,"
+         " matplotlib.__version__, sklearn.__version__, torch.__version__)"],
+        capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    names = ["IPython", "ipykernel", "ipywidgets", "numpy", "matplotlib", "scikit-learn", "torch"]
+    print(json.dumps({"benchmark": "colab_like", "site": site, "versions": dict(zip(names, versions, strict=False)),
+                      "notebooks": rows, "passed": len(rows) - len(problems), "runs": len(rows)}))  # fmt: skip
+    sys.exit(1 if problems or not rows else 0)
+
+
+if __name__ == "__main__":
+    main()
