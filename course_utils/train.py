@@ -222,9 +222,7 @@ def fit(
     first = first_batch(train, "training data")
     device = model_weights(model).device
     dtype, needs_scaler = precision(device)
-    classes = check_batch(model, *first)
-    if channels_last:
-        model = _in_channels_last(model, first[0])
+    classes = _check_layout(model, first, channels_last)
     check_labels(train, classes, "training data")
     if val is not None:  # found now rather than after the first epoch's training
         first_val = first_batch(val, "validation data (val)")
@@ -285,24 +283,20 @@ def fit(
     return history
 
 
-def _in_channels_last(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """``model`` in the channels_last layout (faster convolutions on CPUs and GPUs) when it has
-    4-D weights and none larger, and its forward pass still runs on ``x`` (N, C, H, W) that way;
-    else as it was (a ``.view`` of a convolution's output needs the default layout)."""
+def _check_layout(model: nn.Module, first: tuple, channels_last: bool) -> int:
+    """:func:`check_batch` on the first batch, with ``model`` put in the channels_last layout
+    (faster convolutions on CPUs and GPUs) when asked and it has 4-D weights and none larger. A
+    model that fails there (a ``.view`` of a convolution's output needs the default layout) goes
+    back to it and is checked again, so a real mistake is named as it would be without."""
     dims = {p.dim() for p in model.parameters()}
-    if 4 not in dims or max(dims) > 4:
-        return model
+    if not channels_last or 4 not in dims or max(dims) > 4:
+        return check_batch(model, *first)
     model.to(memory_format=torch.channels_last)
-    training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(x[:1])
-    except RuntimeError:
-        return model.to(memory_format=torch.contiguous_format)
-    finally:
-        model.train(training)
-    return model
+        return check_batch(model, *first)
+    except ValueError:
+        model.to(memory_format=torch.contiguous_format)
+        return check_batch(model, *first)
 
 
 def progress_bar(iterable, **options):
