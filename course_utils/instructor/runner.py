@@ -38,8 +38,11 @@ def find_headline(nb) -> str:
     return found
 
 
-def run_notebook(path: Path, out_dir: Path, *, cell_timeout: int) -> RunResult:
-    """Execute ``path`` in a fresh kernel (working directory: its folder); write it to ``out_dir``."""
+def run_notebook(
+    path: Path, out_dir: Path, *, cell_timeout: int, kernel_name: str = "python3"
+) -> RunResult:
+    """Execute ``path`` in a fresh kernel of ``kernel_name`` (working directory: its folder);
+    write it to ``out_dir``."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from traitlets.config import Config
@@ -57,7 +60,7 @@ def run_notebook(path: Path, out_dir: Path, *, cell_timeout: int) -> RunResult:
             nb,
             config=Config(KernelManager=ipc if os.name == "posix" else {}),
             timeout=cell_timeout,
-            kernel_name="python3",
+            kernel_name=kernel_name,
             resources={"metadata": {"path": str(path.parent)}},
         )
         # No stand-in for ipywidgets' Output widget: nbclient's sends a message on the kernel's

@@ -18,17 +18,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
-from nbclient import NotebookClient  # noqa: E402
-from nbclient.exceptions import CellExecutionError  # noqa: E402
 
-from course_utils.instructor import notebooks, release  # noqa: E402
+from course_utils.instructor import notebooks, release, runner  # noqa: E402
 
 GITHUB = "https://github.com/example-org/cnn-course"
 KERNEL = "colab-like"
@@ -75,23 +72,6 @@ def install_kernel(python: str, out: Path) -> Path:
     return prefix / "share" / "jupyter"
 
 
-def run_notebook(path: Path, work: Path) -> tuple[str, float, str]:
-    """(status, seconds, printed text) of one release notebook in the Colab-like kernel."""
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, kernel_name=KERNEL, timeout=600, resources={"metadata": {"path": str(work)}}
-    )
-    start = time.perf_counter()
-    try:
-        client.execute()
-        status = "ok"
-    except CellExecutionError as error:
-        status = f"failed: {str(error).strip().splitlines()[-1][:300]}"
-    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-    nbformat.write(nb, work / path.name)
-    return status, time.perf_counter() - start, printed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", required=True, help="the Colab-like environment's python")
@@ -110,7 +90,10 @@ def main() -> None:
     )  # fmt: skip
     version, rows, problems = release.package_version(), {}, []
     for i, path in enumerate(notebooks.notebook_paths(repo / "notebooks")):
-        status, seconds, printed = run_notebook(path, work)
+        result = runner.run_notebook(path, work, cell_timeout=600, kernel_name=KERNEL)
+        status = "ok" if result.status == "ok" else f"{result.status}: {result.headline}"
+        seconds, executed = result.seconds, nbformat.read(work / path.name, as_version=4)
+        printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
         said = "installed" if i == 0 else "is already installed"  # the first cell installs once
         if status == "ok" and f"course-utils {version} {said}" not in printed:
             status = f"failed: the install cell did not print 'course-utils {version} {said}'"
