@@ -43,7 +43,10 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from alexnet_throughput import (
+
+from course_utils import models, train
+from course_utils.env import choose_device
+from course_utils.throughput import (
     Synthetic,
     device_facts,
     images_per_s,
@@ -51,9 +54,6 @@ from alexnet_throughput import (
     peak_tflops,
     train_flops_per_image,
 )
-
-from course_utils import models, train
-from course_utils.env import choose_device
 
 REWRITES = ("conv1_c4", "conv1_c8", "conv1_s2d", "library_lrn", "split_groups", "dense_groups")
 DEFAULT_VARIANTS = [

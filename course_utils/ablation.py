@@ -212,6 +212,135 @@ def ablate(
     return Ablation(tuple(seeds), accuracy)
 
 
+def parameters(width: float, **options) -> tuple[int, int]:
+    """Parameters of the variant ``options``: (the CIFAR-sized network at ``width``, the
+    227-pixel network), counted on the meta device (nothing is allocated)."""
+    with torch.device("meta"):
+        return tuple(
+            sum(p.numel() for p in net.parameters())
+            for net in (
+                models.AlexNet(input_size=32, num_classes=10, width=width, **options),
+                models.AlexNet(**options),
+            )
+        )
+
+
+def parameter_table(width: float, quoted: dict[str, str]) -> str:
+    """One line per variant: its parameters at ``width``, the weights it removes from the
+    227-pixel network, and the ``quoted`` figures beside it."""
+    quoted = quoted or {}
+    full = parameters(width)[1]
+    lines = [f"{'variant':26s} {'params (ours)':>13s} {'fewer (227)':>12s}  lecture (quoted)"]
+    for name, options in VARIANTS.items():
+        small, big = parameters(width, **options)
+        lines.append(f"{name:26s} {small:>13,} {full - big:>12,}  {quoted.get(name, '')}")
+    return "\n".join(lines)
+
+
+def result_table(result: Ablation, width: float, quoted: dict[str, str]) -> str:
+    """The trained table: each variant's accuracy per seed, its drop from the full network,
+    whether it lies beyond seed noise, its parameters and the ``quoted`` figures; then what a
+    reader must know to read it (the full network's range, a network near chance, variants
+    ahead of every seed of the full network)."""
+    if "full network" not in result.accuracy:
+        raise ValueError(
+            "the table reads every variant against the full network: train a 'full network' "
+            "variant too (ablation.VARIANTS has it)"
+        )
+    quoted = quoted or {}
+    full_acc, full_low, full_high = result.spread("full network")
+    full_big = parameters(width)[1]
+    lines = [
+        f"{'variant':26s} {'test acc (seeds)':>22s} {'drop':>7s} {'beyond noise':>12s} "
+        f"{'params (ours)':>13s} {'fewer (227)':>12s}  lecture (quoted)"
+    ]
+    for name in result.accuracy:
+        acc, _, _ = result.spread(name)
+        if name in VARIANTS:
+            small, big = parameters(width, **VARIANTS[name])
+            sizes = f"{small:>13,} {full_big - big:>12,}"
+        else:  # a variant of the reader's own: its switches are not known here
+            sizes = f"{'-':>13s} {'-':>12s}"
+        seeds = " ".join(f"{a:.1%}" for a in result.accuracy[name])
+        one_seed = len(result.accuracy[name]) == 1  # one draw against a range of three: 50 % alarms
+        noise = (
+            "-"
+            if name == "full network" or one_seed
+            else "yes"
+            if result.beyond_noise(name)
+            else "no"
+        )
+        lines.append(
+            f"{name:26s} {seeds:>22s} {full_acc - acc:+7.1%} {noise:>12s} {sizes}  "
+            f"{quoted.get(name, '')}"
+        )
+    lines.append(
+        f"\nfull network over {len(result.accuracy['full network'])} seeds: {full_low:.1%} to "
+        f"{full_high:.1%}; 'beyond noise': the variant's seeds all lie outside that range ('-' for "
+        "one seed: with no real difference, one draw lies outside a range of three half the time)"
+    )
+    if full_acc < 2 * 0.1:  # ten classes: chance is 10 %
+        lines.append(
+            f"The full network reached only {full_acc:.0%} on this budget, close to chance (10 %): "
+            "it has barely started to learn, so the drops above say which variant starts fastest, "
+            "not what its layers are worth."
+        )
+    ahead = [name for name in result.accuracy if result.spread(name)[1] > full_high]
+    if ahead:
+        lines.append(
+            f"Ahead of every seed of the full network: {', '.join(ahead)}. On a budget this short, "
+            "fewer weights to fit (or no dropout, which the paper says doubles the iterations "
+            "needed) can mean faster early learning."
+        )
+    return "\n".join(lines)
+
+
+def long_run_table(run: dict) -> str:
+    """The long run of :func:`measured`: where and how it was measured, each variant's accuracy
+    per seed, mean and drop, and which variants lie beyond seed noise in which direction."""
+    missing = [
+        k
+        for k in (
+            "device",
+            "date",
+            "data",
+            "width",
+            "epochs",
+            "images",
+            "seeds",
+            "seconds",
+            "variants",
+        )
+        if k not in run
+    ]
+    if missing or "full network" not in run.get("variants", {}):
+        raise ValueError(
+            f"not a result of benchmarks/alexnet_ablations.py (missing {missing or 'full network'}):"
+            " read it with ablation.measured()"
+        )
+    lines = [
+        f"benchmarks/alexnet_ablations.py on {run['device']}, {run['date']}: {run['data']}, "
+        f"width {run['width']}, {run['epochs']} epochs on {run['images']:,} images, "
+        f"seeds {run['seeds']} ({run['seconds'] / 60:.0f} min)",
+        f"{'variant':26s} {'test acc per seed':>24s} {'mean':>7s} {'drop':>7s}  beyond noise",
+    ]
+    reference = run["variants"]["full network"]["mean"]
+    for name, row in run["variants"].items():
+        seeds = " ".join(f"{a:.1%}" for a in row["accuracy"])
+        noise = "-" if name == "full network" else "yes" if row["beyond_noise"] else "no"
+        lines.append(
+            f"{name:26s} {seeds:>24s} {row['mean']:7.1%} {reference - row['mean']:+7.1%}  {noise}"
+        )
+    clear = {n: row["mean"] for n, row in run["variants"].items() if row["beyond_noise"]}
+    better = [n for n, mean in clear.items() if mean > reference]
+    worse = [n for n, mean in clear.items() if mean < reference]
+    lines.append(
+        f"\nbeyond seed noise, better than the full network: {', '.join(better) or 'none'}; "
+        f"worse: {', '.join(worse) or 'none'}"
+    )
+    return "\n".join(lines)
+
+
 def trained_alexnet(device="cpu", path: Path | None = None) -> models.AlexNet:
     """The shipped CIFAR-sized AlexNet of :data:`TRAINED_RECIPE` (or the one at ``path``), its
     sha256 verified, in eval mode."""

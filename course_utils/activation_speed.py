@@ -79,6 +79,43 @@ def paper_initialisation(model: nn.Module, std: float = 0.01) -> nn.Module:
     return model
 
 
+#: AlexNet's eight weight layers, and those the paper gives a bias of 1 (its section 5)
+ALEXNET_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
+
+
+def paper_tanh_alexnet(seed: int = 0) -> nn.Module:
+    """The 227 x 227 AlexNet (no LRN) with tanh units, set up as the paper's section 5 says:
+    weights from N(0, 0.01^2), biases of 1 in conv2, conv4, conv5, fc6 and fc7, 0 elsewhere."""
+    from . import models
+
+    torch.manual_seed(seed)
+    net = models.AlexNet(activation="tanh", lrn=False)
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for name, layer in zip(ALEXNET_LAYERS, layers, strict=True):
+        nn.init.normal_(layer.weight, 0.0, 0.01)
+        nn.init.constant_(layer.bias, 1.0 if name in BIAS_ONE else 0.0)
+    return net
+
+
+@torch.no_grad()
+def tanh_slopes(model: nn.Module, x: torch.Tensor) -> list[float]:
+    """Mean slope 1 - tanh(z)^2 over the units of each tanh layer of ``model`` (in eval mode)
+    for images x (N, 3, H, W), in layer order: 1 passes the gradient whole, 0 blocks it."""
+    inputs = []
+    hooks = [
+        m.register_forward_hook(lambda module, args, out: inputs.append(args[0]))
+        for m in model.modules()
+        if isinstance(m, nn.Tanh)
+    ]
+    try:
+        model.eval()(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [(1 - z.float().tanh() ** 2).mean().item() for z in inputs]
+
+
 @dataclass
 class Run:
     """One training run: ``errors`` is the training error of each step's batch (before its

@@ -237,67 +237,6 @@ def race_curves(races, *, titles=None):
     return fig
 
 
-def architecture(model, input_shape, *, title: str = ""):
-    """A network drawn from the model itself: one box per convolution, pooling and dense layer,
-    in the order they run on a zero input of ``input_shape`` (1, C, H, W), each labelled with
-    what it does and the shape of its output; box heights grow with the maps' side."""
-    import torch
-    import torch.nn as nn
-
-    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Linear)
-    rows: list[tuple[str, tuple[int, ...]]] = []
-
-    def label(m) -> str:
-        if isinstance(m, nn.Conv2d):
-            k, s = m.kernel_size[0], m.stride[0]
-            return (
-                f"conv {m.out_channels}@{k}×{k}"
-                + (f"/{s}" if s > 1 else "")
-                + (f"\n{m.groups} groups" if m.groups > 1 else "")
-            )
-        if isinstance(m, nn.Linear):
-            return f"dense {m.out_features}"
-        k, s = m.kernel_size, m.stride
-        k, s = (k if isinstance(k, int) else k[0]), (s if isinstance(s, int) else s[0])
-        return f"{'max' if isinstance(m, nn.MaxPool2d) else 'avg'} pool {k}×{k}/{s}"
-
-    hooks = [
-        m.register_forward_hook(lambda m, _i, out: rows.append((label(m), tuple(out.shape[1:]))))
-        for m in model.modules()
-        if isinstance(m, kinds)
-    ]
-    training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(input_shape))
-    finally:
-        model.train(training)
-        for hook in hooks:
-            hook.remove()
-    rows.insert(0, ("input", tuple(input_shape[1:])))
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.25 * len(rows), 3.2))
-    top = max(shape[-1] if len(shape) == 3 else 1 for _, shape in rows)
-    for i, (name, shape) in enumerate(rows):
-        height = 0.3 + 2.2 * (np.sqrt(shape[-1] / top) if len(shape) == 3 else 0.05)
-        ax.add_patch(
-            plt.Rectangle((i, -height / 2), 0.8, height, color=f"C{min(len(shape), 3)}", alpha=0.35)
-        )
-        ax.text(i + 0.4, height / 2 + 0.08, name, ha="center", va="bottom", fontsize=7)
-        ax.text(
-            i + 0.4,
-            -height / 2 - 0.08,
-            "×".join(map(str, shape)),
-            ha="center",
-            va="top",
-            fontsize=7,
-        )
-    ax.set(xlim=(-0.2, len(rows)), ylim=(-1.9, 1.9), title=title)
-    ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
 def accuracy_vs_labels(results, *, title: str = "", chance: float | None = None):
     """Mean test accuracy against labels per class, one line per method, with a band of one
     standard deviation over seeds; ``results``: a ``transfer_methods.Results``."""

@@ -258,3 +258,38 @@ def test_race_curves_draws_each_race_and_skips_runs_shorter_than_the_window():
     assert len(fig.axes[0].lines) == 2  # one run and the target line
     with pytest.raises(ValueError, match="one title each"):
         viz.race_curves([race, race], titles=["one"])
+
+
+def test_the_ablation_tables_say_what_a_reader_needs():
+    quoted = {"remove layer 7": "1.1 %, 16 M fewer"}
+    columns = ablation.parameter_table(0.25, quoted).splitlines()
+    assert len(columns) == 1 + len(ablation.VARIANTS)
+    fc7 = next(line for line in columns if line.startswith("remove layer 7"))
+    assert "16,781,312" in fc7 and fc7.endswith("1.1 %, 16 M fewer")  # 4096 x 4096 + 4096
+    result = ablation.Ablation(
+        (0, 1, 2),
+        {"full network": [0.15, 0.16, 0.17], "no LRN": [0.3, 0.31, 0.32], "no dropout": [0.2]},
+    )
+    table = ablation.result_table(result, 0.25, quoted)
+    rows = {line.split("  ")[0].strip(): line for line in table.splitlines()[1:4]}
+    assert " yes " in rows["no LRN"] and " - " in rows["no dropout"]  # one seed: no verdict
+    assert "close to chance" in table  # the full network at 16 %
+    assert "Ahead of every seed of the full network: no LRN, no dropout" in table
+    long_run = ablation.long_run_table(ablation.measured())
+    record = ablation.measured()
+    worse = [
+        n
+        for n, r in record["variants"].items()
+        if r["beyond_noise"] and r["mean"] < record["variants"]["full network"]["mean"]
+    ]
+    assert long_run.splitlines()[-1].endswith(f"worse: {', '.join(worse) or 'none'}")
+    assert record["device"] in long_run.splitlines()[0]
+
+
+def test_the_ablation_tables_refuse_what_they_cannot_read():
+    own = ablation.Ablation((0,), {"full network": [0.5], "my variant": [0.6]})
+    assert "my variant" in ablation.result_table(own, 0.25, None)  # no parameter columns for it
+    with pytest.raises(ValueError, match="full network"):
+        ablation.result_table(ablation.Ablation((0,), {"no LRN": [0.5]}), 0.25, {})
+    with pytest.raises(ValueError, match="not a result of benchmarks/alexnet_ablations.py"):
+        ablation.long_run_table({})

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_utils import distributed, models, parallel
+from course_utils import distributed, models, parallel, throughput
 
 
 def count(model):
@@ -190,22 +190,20 @@ def test_alexnet_throughput_benchmark_runs_tiny(root):
         ("NVIDIA H200 NVL", 835.0),
         ("NVIDIA GH200 480GB", 989.4),
         ("Tesla T4", 65.0),
+        ("NVIDIA L4", 121.0),
+        ("NVIDIA L40", 181.0),
+        ("NVIDIA L40S", 362.0),
         ("NVIDIA GeForce RTX 3060", None),
     ],
 )
-def test_the_peak_table_picks_the_most_specific_gpu_name(root, monkeypatch, name, peak):
-    monkeypatch.syspath_prepend(str(root / "benchmarks"))
-    import alexnet_throughput
-
+def test_the_peak_table_picks_the_most_specific_gpu_name(monkeypatch, name, peak):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: name)
-    assert alexnet_throughput.peak_tflops(torch.device("cuda")) == peak
-    assert alexnet_throughput.peak_tflops(torch.device("cpu")) is None
+    assert throughput.peak_tflops(torch.device("cuda")) == peak
+    assert throughput.peak_tflops(torch.device("cpu")) is None
+    assert throughput.peak_tflops("cpu") is None  # a device name is read as a device
 
 
-def test_training_flops_count_each_gradient_of_a_grouped_convolution_once(root, monkeypatch):
-    monkeypatch.syspath_prepend(str(root / "benchmarks"))
-    import alexnet_throughput
-
+def test_training_flops_count_each_gradient_of_a_grouped_convolution_once():
     side = 8
     convs = [nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 8, 3, padding=1, groups=2)]
     net = lambda: nn.Sequential(*convs, nn.Flatten(), nn.Linear(8 * side * side, 10))  # noqa: E731
@@ -213,14 +211,14 @@ def test_training_flops_count_each_gradient_of_a_grouped_convolution_once(root, 
     # the input needs no gradient, so conv1 runs twice (forward, weight gradient); the
     # grouped conv2 and the linear layer run three times (forward, input and weight gradients)
     expected = 2 * (2 * macs[0] + 3 * macs[1] + 3 * macs[2])
-    assert alexnet_throughput.train_flops_per_image(net, side) == expected
+    assert throughput.train_flops_per_image(net, side) == expected
     conv1 = 2 * 55 * 55 * 96 * 11 * 11 * 3  # the one layer whose input gradient is not needed
     for grouped in (True, False):
         alexnet = functools.partial(models.AlexNet, num_classes=1000, grouped=grouped)
         without_lrn = models.AlexNet(num_classes=1000, grouped=grouped, lrn=False)
         with FlopCounterMode(display=False) as forward:
             without_lrn(torch.randn(1, 3, 227, 227))
-        train = alexnet_throughput.train_flops_per_image(alexnet, 227)
+        train = throughput.train_flops_per_image(alexnet, 227)
         assert train == 3 * forward.get_total_flops() - conv1  # LRN's matrix product left out
         assert round(train / 1e9, 2) == (4.14 if grouped else 6.6)
 
@@ -408,3 +406,13 @@ def test_alexnet_fast_convs_is_the_same_network_with_the_same_state_dict():
         found.append([logits, *torch.autograd.grad(F.cross_entropy(logits, y), net.parameters())])
     for expected, got in zip(*found, strict=True):
         assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_timings_wait_for_the_work_and_take_the_median():
+    calls = []
+    median = throughput.median_ms(lambda: calls.append(1), "cpu", repeats=4)
+    assert len(calls) == 5 and median >= 0  # one warm-up call, then the repeats
+    with pytest.raises(ValueError, match="at least 1"):
+        throughput.median_ms(lambda: None, "cpu", repeats=0)
+    layer = models.LRN(groups=2)
+    assert throughput.pass_ms(layer, torch.rand(2, 4, 3, 3)) > 0

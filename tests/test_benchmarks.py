@@ -19,6 +19,7 @@ SMALL_RUNS = {
     "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1", "--scratch-lrs", "3e-3"]
     + ["--scratch-steps", "2", "--far"],
     "notebook_times.py": ["--only", "01"],
+    "notebook_cells.py": ["--only", "07", "10"],
     "training_loop.py": ["--tiny"],
 }
 #: scripts that test_alexnet.py runs
@@ -66,6 +67,12 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
         assert all(0 <= row["mean"] <= 1 and row["n"] == 1 for row in figures["table"].values())
         assert figures["gain_at_1"]["best_transfer"] in METHODS
         assert figures["scratch_recipes"]["1"]["steps"] == 2 and "far_target" in figures
+    elif script == "notebook_cells.py":
+        rows = figures["notebooks"]
+        assert set(rows) == {"07", "10"}
+        for row in rows.values():
+            assert 0 < row["lecture_path_cells"] < row["cells"]
+            assert 0 < row["longest_prose_words"] <= 220 and row["longest_code_lines"] > 0
     elif script == "alexnet_ablations.py":
         assert figures["epochs"] == 1 and figures["seeds"] == [0, 1]
         rows = figures["variants"]

@@ -11,6 +11,8 @@ from course_utils.instructor import notebooks
 PATHS = notebooks.notebook_paths()
 #: The course's last notebook (DESIGN.md section 3): its '## Next' ends the course.
 LAST = "09_"
+#: How an optional notebook's title ends; it is off the arc (a side trip from another notebook).
+OPTIONAL = "(optional)"
 SKELETON = [
     "## What you will learn",
     "## Prerequisites",
@@ -181,6 +183,12 @@ def test_next_section_names_the_following_notebook_by_its_title():
         if path.name.startswith(LAST):
             assert "last notebook of the course" in text, f"{path.name}: '## Next' should say so"
             continue
+        if titles[path.name[:2]].endswith(OPTIONAL):  # a side trip: back to any notebook of the arc
+            named = re.search(r"\*\*(\d\d) · ([^*]+)\*\*", text)
+            assert named and f"{named[1]} · {named[2]}" == titles.get(named[1]), (
+                f"{path.name}: '## Next' should name a notebook by its title"
+            )
+            continue
         named = re.search(r"\*\*(\d\d) · ([^*]+)\*\*", text)
         wanted = f"{int(path.name[:2]) + 1:02d}"
         assert named and named[1] == wanted, f"{path.name}: '## Next' should name {wanted}"
@@ -192,3 +200,13 @@ def test_next_section_names_the_following_notebook_by_its_title():
             assert "not in this release yet" in text, (
                 f"{path.name}: notebook {wanted} does not exist; say it is not in this release yet"
             )
+
+
+def test_optional_notebooks_come_after_the_arc_and_are_linked_from_it():
+    titles = {p.name: notebooks.title(nbformat.read(p, as_version=4)) for p in PATHS}
+    optional = [name for name, title in titles.items() if title.endswith(OPTIONAL)]
+    assert optional, "notebook 10 (making CNNs fast) is optional"
+    assert all(name > LAST for name in optional), f"optional notebooks follow the arc: {optional}"
+    arc = "".join(p.read_text() for p in PATHS if p.name not in optional)
+    for name in optional:
+        assert f"`{name}`" in arc, f"no notebook of the arc links to {name}"

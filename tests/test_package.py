@@ -131,15 +131,89 @@ def test_architecture_diagrams_are_drawn_from_the_models_themselves():
     import matplotlib
 
     matplotlib.use("Agg")
-    from course_utils import models, viz
+    from course_utils import diagrams, models
 
     lenet = models.LeNet5().train()
-    texts = [t.get_text() for t in viz.architecture(lenet, (1, 1, 32, 32)).axes[0].texts]
+    texts = [t.get_text() for t in diagrams.architecture(lenet, (1, 1, 32, 32)).axes[0].texts]
     assert lenet.training, "drawing must not leave the model in eval mode"
     assert texts[:6] == ["input", "1×32×32", "conv 6@5×5", "6×28×28", "avg pool 2×2/2", "6×14×14"]
     assert texts[-2:] == ["dense 10", "10"]
-    alexnet = viz.architecture(models.AlexNet(), (1, 3, 227, 227)).axes[0].texts
+    alexnet = diagrams.architecture(models.AlexNet(), (1, 3, 227, 227)).axes[0].texts
     labels = [t.get_text() for t in alexnet]
     assert (
         labels.count("conv 256@5×5\n2 groups") == 1 and "256×6×6" in labels and labels[-1] == "1000"
     )
+
+
+def test_depth_column_draws_the_chunk_and_one_cell_per_filter():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils import diagrams
+
+    fig = diagrams.depth_column((3, 32, 32), kernel=5, filters=6, at=(10, 7))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "input 3×32×32" in texts and "chunk 3×5×5" in texts and "output 6×28×28" in texts
+    # three faces per box: the input, the chunk, the output and one cell per filter
+    assert len(fig.axes[0].patches) == 3 * (3 + 6)
+    with pytest.raises(ValueError, match="outside the 28 x 28 output"):
+        diagrams.depth_column((3, 32, 32), kernel=5, at=(28, 0))
+    for bad, needle in [
+        (dict(input_shape=(32, 32)), "three sizes"),
+        (dict(kernel=0), "at least 1"),
+        (dict(kernel=40), "does not fit"),
+        (dict(at=5), "output position"),
+        (dict(depth_scale=float("nan")), "positive number"),
+    ]:
+        with pytest.raises(ValueError, match=needle):
+            diagrams.depth_column(**bad)
+
+
+@pytest.mark.parametrize(
+    "make, frames, first_title",
+    [
+        (lambda a: a.slide_1d([0.0, 1, 2, 3], [1.0, -1]), 3, "out[0] = 0·1 + 1·(-1) = -1"),
+        (lambda a: a.slide_2d(np.arange(12.0).reshape(3, 4), np.ones((2, 2))), 6, "= 10"),
+    ],
+)
+def test_animations_have_one_frame_per_output_value(make, frames, first_title, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import animation
+
+    from course_utils import animations
+
+    titles = []
+    real = animation.FuncAnimation
+
+    def recording(fig, draw, **kwargs):  # keep each frame's title as the player draws it
+        def drawn(i):
+            draw(i)
+            titles.append(fig.axes[0].get_title())
+
+        return real(fig, drawn, **kwargs)
+
+    monkeypatch.setattr(animation, "FuncAnimation", recording)
+    html = make(animations).data
+    assert html.count("data:image/png;base64") == frames
+    assert first_title in titles[0]
+
+
+def test_animations_refuse_what_they_cannot_draw():
+    from course_utils import animations
+
+    with pytest.raises(ValueError, match="longer than the signal"):
+        animations.slide_1d([1.0, 2], [1.0, 2, 3])
+    with pytest.raises(ValueError, match="must be a non-empty 2-D array"):
+        animations.slide_2d(np.zeros(5), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="too long to draw"):
+        animations.slide_1d(np.zeros(100), [1.0])
+    with pytest.raises(ValueError, match="at most 64"):  # 100 frames of a 1 x 1 kernel
+        animations.slide_2d(np.zeros((10, 10)), np.ones((1, 1)))
+    with pytest.raises(ValueError, match="too large to draw"):
+        animations.slide_2d(np.zeros((28, 28)), np.ones((21, 21)))
+    with pytest.raises(ValueError, match="must hold real numbers"):
+        animations.slide_1d("1 2 3", [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        animations.slide_1d([1.0, float("nan"), 2.0], [1.0])

@@ -14,15 +14,20 @@ from course_utils.instructor.grading.hidden import HIDDEN_DIR
 
 
 def _solution_lines(root):
-    lines = set()
+    """The lines of every solution block, less the lines an exercise cell gives away on purpose
+    (a partial skeleton: ``n, c, h, w = x.shape`` is given in one exercise and solved in
+    another). A solution line anywhere else in a released notebook is still a leak."""
+    lines, given = set(), set()
     for path in notebooks.notebook_paths(root / "notebooks"):
         for ex in notebooks.exercises(notebooks.read(path)):
             src = notebooks.source(notebooks.read(path).cells[ex.cell])
-            block = src.split(notebooks.BEGIN_SOLUTION)[1].split(notebooks.END_SOLUTION)[0]
+            before, rest = src.split(notebooks.BEGIN_SOLUTION)
+            block, after = rest.split(notebooks.END_SOLUTION)
             lines |= {
                 line.strip() for line in block.splitlines() if any(ch.isalnum() for ch in line)
             }
-    return lines
+            given |= {line.strip() for line in (before + after).splitlines()}
+    return lines - given
 
 
 def _public_lines(root):

@@ -228,6 +228,22 @@ CORPUS = [
         ),
         "rules out",
     ),
+    (
+        "learn-kernel",
+        "true convolution while learning",
+        edited(
+            "learn-kernel",
+            "F.mse_loss(F.conv2d(x, kernel), y)",
+            "F.mse_loss(F.conv2d(x, kernel.flip(-2, -1)), y)",
+        ),
+        "flipped in both axes",
+    ),
+    (
+        "learn-kernel",
+        "a step that updates nothing",
+        edited("learn-kernel", "        sgd.step()\n", ""),
+        "still all zeros",
+    ),
     # notebook 03
     (
         "receptive-field",
@@ -248,6 +264,22 @@ CORPUS = [
         "a float",
         edited("receptive-field", "    return field\n", "    return float(field)\n"),
         "return a whole number as an int",
+    ),
+    (
+        "equivariance-gap",
+        "invariance instead",
+        edited(
+            "equivariance-gap",
+            "(f(shifted) - torch.roll(f(x), (dy, dx), dims=(2, 3)))",
+            "(f(shifted) - f(x))",
+        ),
+        "this measures invariance",
+    ),
+    (
+        "equivariance-gap",
+        "the mean difference",
+        edited("equivariance-gap", ".abs().max().item()", ".abs().mean().item()"),
+        "the mean difference",
     ),
     # notebook 04
     (
@@ -306,6 +338,28 @@ CORPUS = [
         "input channels missing",
         edited("conv-flops", " * c_in\n", "\n"),
         "the input channels are missing",
+    ),
+    (
+        "conv2d-backward",
+        "db as a mean",
+        edited("conv2d-backward", "db = dout.sum(dim=(0, 2, 3))", "db = dout.mean(dim=(0, 2, 3))"),
+        "so db is the sum",
+    ),
+    (
+        "conv2d-backward",
+        "dw of the first image only",
+        edited("conv2d-backward", ".sum(dim=0).view(w.shape)", "[0].view(w.shape)"),
+        "only the first image",
+    ),
+    (
+        "conv2d-backward",
+        "dx through the flipped kernel",
+        edited(
+            "conv2d-backward",
+            "w.reshape(c_out, -1).T @ d",
+            "w.flip(-2, -1).reshape(c_out, -1).T @ d",
+        ),
+        "flipped in both axes",
     ),
     # notebook 05
     (
@@ -382,6 +436,44 @@ CORPUS = [
         edited("lenet5", "nn.Linear(84, 10),", "nn.Linear(84, 10), nn.Softmax(dim=1),"),
         "ends with a softmax",
     ),
+    (
+        "overfit-one-batch",
+        "each loss measured after its update",
+        edited(
+            "overfit-one-batch",
+            "        losses.append(batch_loss.item())\n        adam.zero_grad()\n        batch_loss.backward()\n        adam.step()\n",
+            "        adam.zero_grad()\n        batch_loss.backward()\n        adam.step()\n        losses.append(F.cross_entropy(model(x), y).item())\n",
+        ),
+        "before its update",
+    ),
+    (
+        "overfit-one-batch",
+        "no optimizer step",
+        edited("overfit-one-batch", "        adam.step()\n", ""),
+        "weights did not change",
+    ),
+    (
+        "overfit-one-batch",
+        "plain SGD at the same rate",
+        edited("overfit-one-batch", "torch.optim.Adam(", "torch.optim.SGD("),
+        "not below 0.05",
+    ),
+    (
+        "lenet-parameters",
+        "no biases",
+        written(
+            "lenet-parameters",
+            "def lenet_parameters(num_classes=10):\n"
+            "    return [6 * 25, 16 * 6 * 25, 120 * 16 * 25, 84 * 120, num_classes * 84]\n",
+        ),
+        "the biases are missing",
+    ),
+    (
+        "lenet-parameters",
+        "the paper's sparse C3",
+        edited("lenet-parameters", "c3 = 16 * (6 * 5 * 5 + 1)", "c3 = 1516"),
+        "sparse table",
+    ),
     # notebook 07
     (
         "lrn",
@@ -420,12 +512,46 @@ CORPUS = [
         edited("pca-colour", "(alphas * values)", "(alphas * values.sqrt())"),
         "sqrt(lambda_i)",
     ),
+    (
+        "grouped-params",
+        "the groups ignored",
+        edited("grouped-params", "c_out * (c_in // groups) * k * k", "c_out * c_in * k * k"),
+        "the groups are ignored",
+    ),
+    (
+        "grouped-params",
+        "one bias per group",
+        edited("grouped-params", "(c_out if bias else 0)", "(groups if bias else 0)"),
+        "one bias per group",
+    ),
     # notebook 08
     (
         "shift-images",
         "the other way",
         edited("shift-images", "x.roll((dy, dx), dims=(2, 3))", "x.roll((-dy, -dx), dims=(2, 3))"),
         "the image moved the other way",
+    ),
+    # notebook 10
+    (
+        "space-to-depth",
+        "F.pixel_unshuffle",
+        written(
+            "space-to-depth",
+            "def space_to_depth(x, block):\n    return F.pixel_unshuffle(x, block)\n",
+        ),
+        "rules out",
+    ),
+    (
+        "space-to-depth",
+        "the tile position first",
+        edited("space-to-depth", "permute(0, 1, 3, 5, 2, 4)", "permute(0, 3, 5, 1, 2, 4)"),
+        "puts the input channel first",
+    ),
+    (
+        "space-to-depth",
+        "a plain reshape",
+        edited("space-to-depth", "tiles.permute(0, 1, 3, 5, 2, 4)", "tiles"),
+        "a plain reshape",
     ),
 ]
 

@@ -298,5 +298,8 @@ def short(value: Any) -> str:
         if value.size <= 8:
             return np.array2string(value, precision=3, separator=", ").replace("\n", "")
         return f"array {tuple(value.shape)}"
-    text = " ".join(repr(value).split())
+    try:
+        text = " ".join(repr(value).split())
+    except Exception:  # noqa: BLE001 - a student's object may raise anything from __repr__
+        text = f"a {type(value).__name__} that cannot be shown"
     return text if len(text) <= 80 else text[:77] + "..."

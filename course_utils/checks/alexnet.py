@@ -1,5 +1,6 @@
 """Public checks for notebook 07 (AlexNet): LRN against ``nn.LocalResponseNorm``, PCA colour
-augmentation against scikit-learn's PCA."""
+augmentation against scikit-learn's PCA, a grouped convolution's parameters against
+``nn.Conv2d``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_utils.checks import Mismatch, call, exercise
-from course_utils.checks.compare import as_array, expect_array, float64_tensor
+from course_utils.checks.compare import (
+    as_array,
+    expect_array,
+    expect_counts,
+    float64_tensor,
+)
 
 #: (shape, n, k, alpha, beta): the paper's values, a window wider than the channels, strong ones.
 LRN_CASES = [
@@ -173,3 +179,57 @@ def check_pca_colour(pca_colour_shift) -> str:
     zero = call(pca_colour_shift, "pca_colour_shift", x, torch.zeros_like(a))
     expect_array(zero, images, what="pca_colour_shift(images, alphas = 0) (no shift at all)")
     return "eigenvalues, eigenvectors (sign convention included) and shifts match scikit-learn's PCA on 3 batches"
+
+
+def grouped_parameters(c_in: int, c_out: int, k: int, groups: int, bias: bool = True) -> int:
+    """Parameters of a real ``nn.Conv2d(c_in, c_out, k, groups=groups, bias=bias)``, counted
+    on the meta device."""
+    with torch.device("meta"):
+        layer = nn.Conv2d(c_in, c_out, k, groups=groups, bias=bias)
+    return sum(p.numel() for p in layer.parameters())
+
+
+def grouped_slips(c_in: int, c_out: int, k: int, groups: int, bias: bool = True) -> dict:
+    """What the common slips in ``grouped_conv_parameters`` give: explanation -> count."""
+    b = c_out if bias else 0
+    return {
+        "the groups are ignored: each kernel sees only c_in / groups input channels": (
+            c_out * c_in * k * k + b
+        ),
+        "the outputs are divided by the groups too: there are still c_out kernels in all, each "
+        "over c_in / groups channels": (c_out // groups) * (c_in // groups) * k * k + b,
+        "the bias is missing: each of the c_out kernels has one (when bias=True)": (
+            c_out * (c_in // groups) * k * k
+        ),
+        "one bias per group; each of the c_out kernels has its own": (
+            c_out * (c_in // groups) * k * k + (groups if bias else 0)
+        ),
+    }
+
+
+#: (c_in, c_out, k, groups, bias): AlexNet's conv2, conv4 and conv5, a plain layer, a
+#: depthwise one, four groups, no bias.
+GROUPED_CASES = [
+    (96, 256, 5, 2, True),
+    (384, 384, 3, 2, True),
+    (384, 256, 3, 2, True),
+    (3, 96, 11, 1, True),
+    (32, 32, 3, 32, True),
+    (64, 128, 1, 4, False),
+]
+
+
+@exercise("grouped-params", "grouped_conv_parameters")
+def check_grouped_params(grouped_conv_parameters) -> str:
+    expect_counts(
+        grouped_conv_parameters,
+        "grouped_conv_parameters",
+        GROUPED_CASES,
+        grouped_parameters,
+        grouped_slips,
+        what=lambda case: (
+            "grouped_conv_parameters(c_in={}, c_out={}, k={}, groups={}, bias={})".format(*case)
+        ),
+        reference=lambda count: f"nn.Conv2d has {count:,}",
+    )
+    return f"equals nn.Conv2d's parameter count on {len(GROUPED_CASES)} layers, depthwise included"

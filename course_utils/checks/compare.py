@@ -4,6 +4,7 @@ across several cases. Every message is one line; the public checks and grading s
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,13 +44,19 @@ def as_array(got: Any, what: str, expected_shape: tuple[int, ...]):
         return np.array(got, subok=False)  # a subclass cannot answer the comparisons itself
     if isinstance(got, (list, tuple)):
         try:
-            return np.asarray(got, dtype=np.float64)
-        except (TypeError, ValueError):
-            pass  # ragged, or not numbers
-    raise Mismatch(
-        f"{what}: expected a NumPy array (or torch tensor) of shape {expected_shape}; "
-        f"got {type(got).__name__}"
+            numbers_in = np.asarray(got)
+        except (TypeError, ValueError, RuntimeError):
+            numbers_in = None  # ragged, or not numbers
+        if numbers_in is not None and numbers_in.dtype.kind in "biuf":  # not text read as numbers
+            return numbers_in.astype(np.float64)
+    if expected_shape == () and isinstance(got, numbers.Real) and not isinstance(got, bool):
+        return np.asarray(got, dtype=np.float64)  # one number is asked for: a float will do
+    wanted = (
+        "a number"
+        if expected_shape == ()
+        else f"a NumPy array (or torch tensor) of shape {expected_shape}"
     )
+    raise Mismatch(f"{what}: expected {wanted}; got {type(got).__name__}")
 
 
 def expect_array(
@@ -149,7 +156,7 @@ def equals(got: Any, expected: Any) -> bool:
     """
     try:
         return bool(got == expected)
-    except (ValueError, RuntimeError, TypeError):
+    except Exception:  # noqa: BLE001 - a student's object may raise anything from __eq__
         return False
 
 
@@ -186,3 +193,47 @@ def consistent_slip(
         if all(equals(g, slips[explanation]) for g, slips in zip(got, per_case, strict=True)):
             return explanation
     return ""
+
+
+def expect_counts(
+    fn: Any,
+    name: str,
+    cases: list[tuple],
+    expected_for: Callable[..., int],
+    slips_for: Callable[..., Mapping[str, Any]],
+    *,
+    what: Callable[[tuple], str],
+    reference: Callable[[int], str],
+) -> None:
+    """``fn(*case)`` against ``expected_for(*case)``, a whole number, on every case: a wrong value
+    is a :class:`Mismatch` saying what ``reference`` gives and naming the slip of ``slips_for``
+    that ``fn`` makes on every case; after all values are right, one that is not an int."""
+    not_int = None
+    for case in cases:
+        expected = expected_for(*case)
+        got = call(fn, name, *case)
+        if not equals(got, expected):
+            slip = consistent_slip(fn, name, cases, slips_for)
+            raise Mismatch(
+                f"{what(case)}: {reference(expected)}, got {short(got)}"
+                + (f" ({slip})" if slip else "")
+            )
+        not_int = not_int or (None if is_whole_number(got) else (got, what(case)))
+    if not_int:  # after all values: a wrong one says more than a type
+        expect_whole_number(*not_int)
+
+
+def expect_gradcheck(function: Any, inputs: tuple) -> None:
+    """``torch.autograd.gradcheck`` of ``function`` (an autograd Function's ``apply`` whose
+    backward calls the student's code) on float64 ``inputs``: a one-line :class:`Mismatch` when
+    the gradients disagree with finite differences or autograd refuses them."""
+    import torch
+
+    try:
+        agrees = torch.autograd.gradcheck(function, inputs, raise_exception=False)
+    except (Mismatch, NotAttempted):
+        raise
+    except Exception as exc:  # e.g. autograd refusing a gradient of the wrong shape or dtype
+        raise Mismatch(f"torch.autograd.gradcheck raised {type(exc).__name__}: {exc}") from None
+    if not agrees:
+        raise Mismatch("torch.autograd.gradcheck: your backward disagrees with finite differences")

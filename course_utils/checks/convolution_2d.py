@@ -138,3 +138,52 @@ def check_im2col(im2col) -> str:
 @exercise("conv2d-im2col", "conv2d_im2col", rules_out=("convolution",))
 def check_conv2d_im2col(conv2d_im2col) -> str:
     return _check_conv(conv2d_im2col, "conv2d_im2col")
+
+
+#: Hidden kernels of the learn-kernel check: Sobel (vertical edges), a Laplacian and a 2 x 2
+#: diagonal difference.
+LEARN_KERNELS = [
+    [[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]],
+    [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]],
+    [[1.0, 0.0], [0.0, -1.0]],
+]
+
+
+def least_squares_kernel(x, y, size: int) -> torch.Tensor:
+    """The (size, size) kernel K minimising the squared error of ``F.conv2d(x, K)`` against y,
+    for x (N, 1, H, W) and y (N, 1, H - size + 1, W - size + 1), solved exactly."""
+    x, y = float64_tensor(x), float64_tensor(y)
+    patches = F.unfold(x, size).transpose(1, 2).reshape(-1, size * size)  # one row per output
+    return torch.linalg.lstsq(patches, y.reshape(-1, 1)).solution.view(size, size)
+
+
+def learn_kernel_slips(x, y, size: int) -> dict[str, torch.Tensor]:
+    """What the common mistakes in ``learn_kernel`` give: explanation -> (size, size)."""
+    kernel = least_squares_kernel(x, y, size)
+    return {
+        "this is the kernel flipped in both axes: F.conv2d computes cross-correlation, so learn "
+        "the kernel it slides as it is": kernel.flip(0, 1),
+        "this is the kernel transposed: rows and columns are swapped": kernel.T,
+        "the kernel is still all zeros: did the steps update it (optimiser.step(), or "
+        "kernel -= lr * kernel.grad under torch.no_grad())?": torch.zeros(size, size),
+    }
+
+
+def _learn_inputs(kernel: torch.Tensor, seed: int, n: int = 4, side: int = 12):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, side, side, generator=g, dtype=torch.float64)
+    return x, F.conv2d(x, kernel.view(1, 1, *kernel.shape))
+
+
+@exercise("learn-kernel", "learn_kernel")
+def check_learn_kernel(learn_kernel) -> str:
+    for seed, values in enumerate(LEARN_KERNELS):
+        kernel = torch.tensor(values, dtype=torch.float64)
+        size = kernel.shape[0]
+        x, y = _learn_inputs(kernel, seed)
+        what = f"learn_kernel(x {tuple(x.shape)}, y {tuple(y.shape)}, size={size})"
+        got = call(learn_kernel, "learn_kernel", x, y, size)
+        expect_array(
+            got, kernel, what=what, atol=1e-3, rtol=0, slips=learn_kernel_slips(x, y, size)
+        )
+    return f"recovers {len(LEARN_KERNELS)} hidden kernels (Sobel, Laplacian, 2 x 2) to within 0.001"

@@ -21,6 +21,7 @@ SETUP_NAMES = frozenset(
     | {"F", "torchvision", "data", "viz", "widgets", "activation_speed", "datasets", "models"}
     | {"train", "DeviceLoader", "invariance", "invariance_nets", "pretrained", "visualise"}
     | {"N_TEST", "STEPS", "finetune", "transfer", "Budget", "Experiment"}
+    | {"animations", "diagrams", "functools", "throughput"}
 )
 #: Names IPython adds to the builtins, which grading's plain Python lacks.
 _IPYTHON_BUILTINS = frozenset({"display"})

@@ -11,11 +11,13 @@ grader words it from its own copy of that table, never from text the student's p
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 #: What each verdict code means, for the student.
 VERDICTS = {
@@ -38,6 +40,9 @@ VERDICTS = {
     "(// divides and floors; int(...) converts)",
     "ascent-graph": "the new x still requires grad: return it without a gradient graph "
     "(compute it from x.detach() or under torch.no_grad())",
+    "not-losses": "return a list of the losses, one number per step",
+    "overfit-model": "the model no longer computes with its own layers: train it as it was "
+    "given (float32, on its device, no layers, hooks or forward added or replaced)",
 }
 
 
@@ -312,3 +317,146 @@ def graded_ascent_step(ascent_step, x, w, kind, lr, radius):
             raise Verdict("ascent-graph")
         path.append(torch.as_tensor(got, dtype=torch.float64))
     return torch.stack(path[1:])
+
+
+# ----------------------------------------------------------------------------- overfit-one-batch
+
+#: The overfit check's batch, its optimiser settings, and the loss on it that counts as "almost
+#: zero" (a small network memorises 32 noise images at this rate in a tenth of a second).
+OVERFIT_IMAGES, OVERFIT_STEPS, OVERFIT_LR = 32, 100, 0.01
+OVERFIT_LOSS = 0.05
+#: What :func:`overfit_verdict` reports, in order (1: as it should be, 0: not).
+OVERFIT_FINDINGS = (
+    "one loss per step",
+    "the first loss is the untrained model's, measured before any update",
+    f"the loss on the batch ends below {OVERFIT_LOSS}",
+    "the model's own weights changed",
+)
+
+
+def _loss_value(value) -> float:
+    """One loss as a float: a real number or a one-element real tensor; else TypeError."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        return float(value.detach())
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def overfit_problem(seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A fresh small CNN (weights from ``seed``: a 3 x 3 convolution to 8 maps, ReLU, 2 x 2 max
+    pooling, a dense layer to 10 classes) and a batch it can only memorise: 32 images of
+    uniform noise (N, 1, 16, 16) with random labels (N,)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(OVERFIT_IMAGES, 1, 16, 16, generator=g)
+    y = torch.randint(0, 10, (OVERFIT_IMAGES,), generator=g)
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(512, 10)
+    )
+    return model, x, y
+
+
+def _untouched(model: nn.Module, parameters: list) -> bool:
+    """Whether ``model`` still computes with its own layers: the same parameters in float32,
+    no forward replaced on an instance, no hooks added."""
+    now = list(model.parameters())
+    return (
+        len(now) == len(parameters)
+        and all(p is q and p.dtype == torch.float32 for p, q in zip(now, parameters, strict=True))
+        and not any("forward" in vars(m) for m in model.modules())
+        and not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    )
+
+
+def overfit_verdict(overfit_one_batch, seed: int, run=None) -> tuple[list[float], dict]:
+    """Run ``overfit_one_batch(model, x, y, steps=OVERFIT_STEPS, lr=OVERFIT_LR)`` on
+    :func:`overfit_problem` (through ``run(fn, *args, **kwargs)``, by default a plain call) and
+    judge it: one 0/1 per :data:`OVERFIT_FINDINGS`, and the numbers behind them (``start``, the
+    untrained model's loss; ``first``, the first loss returned; ``after``, the trained model's
+    loss on the batch, recomputed here; ``count``, the number of losses). A model that no longer
+    computes with its own float32 layers is :class:`Verdict` "overfit-model"."""
+    run = run or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
+    model, x, y = overfit_problem(seed)
+    with torch.no_grad():
+        start = F.cross_entropy(model(x), y).item()
+    parameters = list(model.parameters())
+    before = [p.detach().clone() for p in parameters]
+    returned = run(
+        overfit_one_batch, model, x.clone(), y.clone(), steps=OVERFIT_STEPS, lr=OVERFIT_LR
+    )
+    try:
+        losses = [_loss_value(loss) for loss in returned]
+    except TypeError:
+        raise Verdict("not-losses") from None
+    if not _untouched(model, parameters):
+        raise Verdict("overfit-model")
+    with torch.no_grad():
+        after = F.cross_entropy(model(x), y).item()
+    changed = any(not torch.equal(a, p) for a, p in zip(before, parameters, strict=True))
+    first = losses[0] if losses else math.nan
+    numbers_seen = {"start": start, "first": first, "after": after, "count": len(losses)}
+    verdict = [
+        len(losses) == OVERFIT_STEPS,
+        abs(first - start) < 1e-4,
+        after < OVERFIT_LOSS,
+        changed,
+    ]
+    return [float(v) for v in verdict], numbers_seen
+
+
+def graded_overfit_one_batch(overfit_one_batch, seed):
+    """:func:`overfit_verdict`'s 0/1 findings for the student's function."""
+    return overfit_verdict(overfit_one_batch, seed)[0]
+
+
+# ----------------------------------------------------------------------------- equivariance-gap
+
+#: The functions the equivariance check measures, by code: what each is.
+EQUIVARIANCE_FUNCTIONS = (
+    "a convolution with circular padding",
+    "a convolution with zero padding",
+    "a ReLU",
+    "a fixed image added to the input (not equivariant)",
+    "a 3 x 3 max pooling with stride 1 and circular padding",
+)
+
+
+class _Named:
+    """A function that shows as its description (in a check's message) rather than its repr."""
+
+    def __init__(self, fn, description: str) -> None:
+        self.fn, self.description = fn, description
+
+    def __call__(self, t):
+        return self.fn(t)
+
+    def __repr__(self) -> str:
+        return self.description
+
+
+def equivariance_case(code: int, seed: int) -> tuple:
+    """The function of :data:`EQUIVARIANCE_FUNCTIONS` number ``code`` (weights from ``seed``)
+    and an image batch x (2, 2, 12, 12) for it, both in float64."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 2, 12, 12, generator=g, dtype=torch.float64)
+    weight = torch.randn(2, 2, 3, 3, generator=g, dtype=torch.float64)
+    offset = torch.randn(1, 2, 12, 12, generator=g, dtype=torch.float64)
+
+    def circular_conv(t):
+        return F.conv2d(F.pad(t, (1, 1, 1, 1), mode="circular"), weight)
+
+    def zero_conv(t):
+        return F.conv2d(t, weight, padding=1)
+
+    def circular_pool(t):
+        return F.max_pool2d(F.pad(t, (1, 1, 1, 1), mode="circular"), 3, stride=1)
+
+    functions = (circular_conv, zero_conv, torch.relu, lambda t: t + offset, circular_pool)
+    return _Named(functions[code], EQUIVARIANCE_FUNCTIONS[code]), x
+
+
+def graded_equivariance_gap(equivariance_gap, code, seed, dy, dx):
+    """The student's gap for the function and image of :func:`equivariance_case`."""
+    f, x = equivariance_case(code, seed)
+    return equivariance_gap(f, x, dy, dx)

@@ -1,11 +1,23 @@
-"""Public check for notebook 06: LeNet-5 built layer by layer, against the paper's table."""
+"""Public checks for notebook 06: LeNet-5 built layer by layer, against the paper's table, and
+the debugging ritual of overfitting one batch."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
 
-from course_utils.checks import Mismatch, call, exercise
+from course_utils.checks import Mismatch, NotAttempted, call, call_shared, exercise
+from course_utils.checks.compare import expect_array
+from course_utils.checks.harnesses import (
+    OVERFIT_IMAGES,
+    OVERFIT_LOSS,
+    OVERFIT_LR,
+    OVERFIT_STEPS,
+    Verdict,
+    overfit_verdict,
+)
 
 #: (C, H, W) after C1, S2, C3, S4, C5 for a 32x32 input (LeCun et al. 1998, figure 2).
 PAPER_SHAPES = [(6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5), (120, 1, 1)]
@@ -145,3 +157,102 @@ def check_lenet5(build_lenet5) -> str:
         f"layers in the table's order, shapes {PAPER_SHAPES[-1]} ... logits (3, 10), "
         f"{expected_params:,} parameters, tanh and ReLU variants"
     )
+
+
+def overfit_slips(seed: int) -> dict[str, list[float]]:
+    """Grading's explanations of a wrong verdict: explanation -> the verdict it gives."""
+    return {
+        "the first loss is not the untrained model's: measure each loss before its update "
+        "(compute the cross-entropy, append it, then backward and step)": [1.0, 0.0, 1.0, 1.0],
+        "the model's weights did not change: give the optimiser model.parameters() of the model "
+        "you were passed, and call its step()": [1.0, 1.0, 0.0, 0.0],
+        f"the loss did not get below {OVERFIT_LOSS}: use Adam at the lr given for all the "
+        "steps, and zero the gradients before each backward pass": [1.0, 1.0, 0.0, 1.0],
+    }
+
+
+@exercise("overfit-one-batch", "overfit_one_batch")
+def check_overfit_one_batch(overfit_one_batch) -> str:
+    steps = OVERFIT_STEPS
+
+    def run(fn, *args, **kwargs):
+        return call_shared(fn, "overfit_one_batch", *args, **kwargs)
+
+    what = (
+        f"overfit_one_batch(a fresh small CNN, {OVERFIT_IMAGES} noise images, their labels, "
+        f"steps={steps}, lr={OVERFIT_LR})"
+    )
+    try:
+        verdict, n = overfit_verdict(overfit_one_batch, seed=0, run=run)
+    except Verdict as exc:
+        raise Mismatch(f"{what}: {exc}") from None
+    except NotImplementedError:  # raised while its losses were read (a generator)
+        raise NotAttempted("`overfit_one_batch` still raises NotImplementedError") from None
+    except Exception as exc:  # noqa: BLE001 - reading the student's losses may raise anything
+        raise Mismatch(f"{what}: reading the losses raised {type(exc).__name__}: {exc}") from None
+    if not verdict[0]:
+        raise Mismatch(f"{what}: expected {steps} losses, one per step; got {n['count']}")
+    if not verdict[3]:
+        raise Mismatch(f"{what}: {list(overfit_slips(0))[1]}")
+    if not verdict[1]:
+        raise Mismatch(
+            f"{what}: the first loss should be the untrained model's cross-entropy, "
+            f"{n['start']:.4f}; got {n['first']:.4f} (measure each loss with F.cross_entropy, "
+            "before its update)"
+        )
+    if not verdict[2]:
+        raise Mismatch(
+            f"{what}: after training, the loss on the batch is {n['after']:.3f}, not below "
+            f"{OVERFIT_LOSS} (Adam at the lr given, gradients zeroed before each backward pass)"
+        )
+    return (
+        f"first loss {n['first']:.3f} (ln 10 = {math.log(10):.3f}), after {steps} steps "
+        f"{n['after']:.4f}: the network can memorise one batch"
+    )
+
+
+#: The layers with parameters that ``lenet_parameters`` counts, in order.
+LENET_LAYERS = ("C1", "C3", "C5", "F6", "output")
+
+
+def lenet_layer_parameters(num_classes: int) -> list[int]:
+    """Parameters of each layer of :data:`LENET_LAYERS` in ``models.LeNet5(num_classes=...)``."""
+    from course_utils.models import LeNet5
+
+    net = LeNet5(num_classes=num_classes)
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [sum(p.numel() for p in m.parameters()) for m in layers]
+
+
+def lenet_parameter_slips(num_classes: int) -> dict[str, list[int]]:
+    """What the common slips in ``lenet_parameters`` give: explanation -> the five counts."""
+    counts = lenet_layer_parameters(num_classes)
+    units = [6, 16, 120, 84, num_classes]
+    return {
+        "the biases are missing: every unit of a dense layer and every kernel of a convolution "
+        "has one": [c - u for c, u in zip(counts, units, strict=True)],
+        "C3 is counted from the paper's sparse table (1,516); models.LeNet5's C3 reads all 6 of "
+        "S2's maps: 16 x (6 x 5 x 5 + 1)": [counts[0], 1_516, *counts[2:]],
+        "each kernel of C3 and C5 is counted over one input map; a kernel spans all of its "
+        "input's maps (C3: 6 x 5 x 5 weights, C5: 16 x 5 x 5)": [
+            counts[0],
+            16 * (5 * 5 + 1),
+            120 * (5 * 5 + 1),
+            *counts[3:],
+        ],
+    }
+
+
+@exercise("lenet-parameters", "lenet_parameters")
+def check_lenet_parameters(lenet_parameters) -> str:
+    for num_classes in (10, 2, 100):
+        got = call(lenet_parameters, "lenet_parameters", num_classes)
+        expect_array(
+            got,
+            lenet_layer_parameters(num_classes),
+            what=f"lenet_parameters({num_classes}) as [C1, C3, C5, F6, output]",
+            atol=0,
+            rtol=0,
+            slips=lenet_parameter_slips(num_classes),
+        )
+    return "C1, C3, C5, F6 and output equal models.LeNet5's layers, for 10, 2 and 100 classes"

@@ -71,6 +71,16 @@ RULES = {
         "take each window's maximum and its position yourself",
         torch=_MAX_POOLS,
     ),
+    "autograd": Rule(
+        "autograd (`.backward()`, `torch.autograd.grad` or `torch.nn.grad`)",
+        "compute the gradients from dout with the three products of the text",
+        torch=frozenset({"backward", "grad", "convolution_backward"}),
+    ),
+    "pixel-shuffle": Rule(
+        "`F.pixel_unshuffle` (or `nn.PixelUnshuffle`), the library's space-to-depth",
+        "move the pixels with view and permute yourself",
+        torch=frozenset({"pixel_unshuffle", "pixel_shuffle"}),
+    ),
 }
 
 

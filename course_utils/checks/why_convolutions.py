@@ -1,4 +1,5 @@
-"""Public checks for notebook 03 (why convolutions): the receptive field, measured with autograd."""
+"""Public checks for notebook 03 (why convolutions): the receptive field, measured with autograd,
+and a test of equivariance to circular shifts."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from course_utils.checks import Mismatch, call, exercise, short
 from course_utils.checks.compare import (
     consistent_slip,
     equals,
+    expect_array,
     expect_whole_number,
     is_whole_number,
 )
+from course_utils.checks.harnesses import EQUIVARIANCE_FUNCTIONS, equivariance_case
 
 
 def measured_receptive_field(layers) -> int:
@@ -85,3 +88,42 @@ def check_receptive_field(receptive_field) -> str:
     if not_int:  # after all values: a wrong one says more than a type
         expect_whole_number(*not_int)
     return f"matches the receptive field measured from input gradients on {len(CASES)} stacks"
+
+
+def reference_gap(f, x, dy: int, dx: int) -> float:
+    """max |f(shift x) - shift f(x)| for the circular shift by (dy, dx) of the last two axes."""
+    return (f(x.roll((dy, dx), dims=(-2, -1))) - f(x).roll((dy, dx), dims=(-2, -1))).abs().max()
+
+
+def gap_slips(f, x, dy: int, dx: int) -> dict[str, float]:
+    """What the common mistakes in ``equivariance_gap`` give: explanation -> the gap."""
+    shifted = x.roll((dy, dx), dims=(-2, -1))
+    return {
+        "this measures invariance, f(shift x) against f(x): for equivariance shift the output "
+        "too, f(shift x) against shift f(x)": (f(shifted) - f(x)).abs().max(),
+        "the output is shifted the other way: shift f(x) by the same (dy, dx) as x": (
+            (f(shifted) - f(x).roll((-dy, -dx), dims=(-2, -1))).abs().max()
+        ),
+        "this is the mean difference; the gap is the largest one (max)": (
+            (f(shifted) - f(x).roll((dy, dx), dims=(-2, -1))).abs().mean()
+        ),
+        "this is the largest signed difference; the gap is the largest absolute one (.abs() "
+        "before .max())": (f(shifted) - f(x).roll((dy, dx), dims=(-2, -1))).max(),
+    }
+
+
+#: (function code of harnesses.EQUIVARIANCE_FUNCTIONS, seed, dy, dx)
+GAP_CASES = [(1, 1, 2, 3), (3, 3, 0, 4), (0, 0, 2, 3), (4, 4, 3, 1), (1, 6, 1, -2), (3, 7, 5, 5)]
+
+
+@exercise("equivariance-gap", "equivariance_gap")
+def check_equivariance_gap(equivariance_gap) -> str:
+    for code, seed, dy, dx in GAP_CASES:
+        f, x = equivariance_case(code, seed)
+        what = f"equivariance_gap({EQUIVARIANCE_FUNCTIONS[code]}, x {tuple(x.shape)}, {dy}, {dx})"
+        got = call(equivariance_gap, "equivariance_gap", f, x, dy, dx)
+        expect_array(got, reference_gap(f, x, dy, dx), what=what, slips=gap_slips(f, x, dy, dx))
+    return (
+        f"equals max |f(shift x) - shift f(x)| on {len(GAP_CASES)} cases: convolutions with "
+        "circular and zero padding, ReLU, max pooling and a function that is not equivariant"
+    )

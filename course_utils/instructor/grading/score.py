@@ -138,7 +138,8 @@ def case_problem(
             )
         return "wrong output shape on a hidden case"
     if not np.allclose(got, expected, atol=test.atol, rtol=test.rtol):
-        if rounding_only(got, expected):
+        whole = np.array_equal(expected, np.round(expected))  # counts: rounding is no excuse
+        if not whole and rounding_only(got, expected):
             return f"wrong values on a hidden case: {SINGLE_PRECISION}"
         slip = test.slip_for(call, got)
         return f"wrong values on a hidden case: {slip}" if slip else "wrong values on a hidden case"

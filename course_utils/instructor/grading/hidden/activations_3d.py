@@ -1,13 +1,17 @@
 """Hidden tests for notebook 04: sizes and layers beyond the public ranges."""
 
 import numpy as np
+import torch.nn.functional as F
 
 from course_utils.checks.activations_3d import (
+    conv_backward_slips,
     conv_flops_slips,
+    conv_gradients,
     conv_shape,
     counted_macs,
     output_size_slips,
 )
+from course_utils.checks.compare import float64_tensor
 from course_utils.instructor.grading.hidden import hidden
 
 
@@ -48,3 +52,27 @@ def conv_flops_cases(rng):
         ((1, 1, 4096, 10, 1), {}),
         ((9, 4, 7, 3, 2), {}),
     ]
+
+
+@hidden(
+    "conv2d-backward",
+    points=3,
+    expected=conv_gradients,
+    slips=conv_backward_slips,
+    picks=(0, 1, 2),
+    as_torch=True,
+    atol=1e-8,
+)
+def conv2d_backward_cases(rng):
+    settings = [
+        ((2, 2, 6, 6), (3, 2, 3, 3), 1, 1),
+        ((1, 3, 9, 7), (2, 3, 3, 2), 2, 0),
+        ((3, 1, 5, 5), (4, 1, 5, 5), 1, 2),
+    ]
+    cases = []
+    for x_shape, w_shape, stride, padding in settings:
+        x, w = rng.normal(size=x_shape), rng.normal(size=w_shape)
+        out = F.conv2d(float64_tensor(x), float64_tensor(w), stride=stride, padding=padding)
+        dout = rng.normal(size=tuple(out.shape))
+        cases.append(((dout, x, w), {"stride": stride, "padding": padding}))
+    return cases

@@ -1,6 +1,15 @@
 """Hidden tests for notebook 07: other window sizes and constants for LRN, other batches for PCA."""
 
-from course_utils.checks.alexnet import lrn_slips, pca_expected, pca_single_slips, torch_lrn
+import numpy as np
+
+from course_utils.checks.alexnet import (
+    grouped_parameters,
+    grouped_slips,
+    lrn_slips,
+    pca_expected,
+    pca_single_slips,
+    torch_lrn,
+)
 from course_utils.checks.compare import float64_tensor
 from course_utils.instructor.grading.hidden import hidden
 
@@ -43,3 +52,18 @@ def pca_colour_cases(rng):
         )
         cases.append(((0.5 + 0.1 * images, rng.normal(scale=0.1, size=(n, 3))), {}))
     return cases
+
+
+@hidden(
+    "grouped-params",
+    points=1,
+    harness="graded_whole_number",
+    slips=grouped_slips,
+    expected=lambda *case: np.asarray(grouped_parameters(*case)),
+)
+def grouped_params_cases(rng):
+    return [
+        ((256, 512, 3, 4, True), {}),
+        ((48, 48, 5, 48, False), {}),
+        ((12, 30, 7, 3, True), {}),
+    ]

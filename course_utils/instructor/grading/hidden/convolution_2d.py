@@ -3,7 +3,12 @@
 import torch.nn.functional as F
 
 from course_utils.checks.compare import float64_tensor
-from course_utils.checks.convolution_2d import conv2d_slips, im2col_slips
+from course_utils.checks.convolution_2d import (
+    conv2d_slips,
+    im2col_slips,
+    learn_kernel_slips,
+    least_squares_kernel,
+)
 from course_utils.instructor.grading.hidden import hidden
 
 
@@ -59,3 +64,22 @@ def im2col_cases(rng):
         ((rng.normal(size=shape), kh, kw), {"stride": s, "padding": p})
         for shape, kh, kw, s, p in settings
     ]
+
+
+@hidden(
+    "learn-kernel",
+    points=2,
+    as_torch=True,
+    atol=1e-3,
+    rtol=0,
+    expected=least_squares_kernel,
+    slips=learn_kernel_slips,
+)
+def learn_kernel_cases(rng):
+    cases = []
+    for size in (3, 2, 3):
+        kernel = rng.normal(size=(1, 1, size, size))
+        x = rng.normal(size=(3, 1, 10, 10))
+        y = F.conv2d(float64_tensor(x), float64_tensor(kernel)).numpy()
+        cases.append(((x, y, size), {}))
+    return cases
