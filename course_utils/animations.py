@@ -102,7 +102,7 @@ def slide_1d(x, w):
     import matplotlib.pyplot as plt
 
     x, w = _values(x, "x", 1), _values(w, "w", 1)
-    n, k = len(x), len(w)
+    n, k = x.size, w.size
     if k > n:
         raise ValueError(f"the kernel ({k} values) is longer than the signal ({n}): pad the signal")
     if n > MAX_SIGNAL:

@@ -69,6 +69,34 @@ def filter_image(image: np.ndarray, kernel, *, normalize: bool = True) -> np.nda
     return F.conv2d(F.pad(x, pad), w)[0, 0].numpy()
 
 
+#: Shown above every explorer, as plain HTML that needs no kernel: in a saved notebook the widget
+#: itself can only say "Error displaying widget".
+NO_KERNEL_NOTE = (
+    "<p><b>Explorer.</b> Change the controls below and the picture follows. They need a running "
+    "Python kernel: where the controls are missing or show an error (a saved, downloaded or "
+    "reopened copy), run this cell again.</p>"
+)
+
+
+def _explorer(children):
+    """A ``VBox`` of ``children`` that, displayed in a notebook, first shows
+    :data:`NO_KERNEL_NOTE` as an output of its own (ipywidgets 7 and 8 alike)."""
+    import ipywidgets as W
+
+    class Explorer(W.VBox):
+        def _ipython_display_(self, **kwargs):
+            from IPython.display import HTML, display
+
+            display(HTML(NO_KERNEL_NOTE))
+            shown = getattr(super(), "_ipython_display_", None)  # ipywidgets 7 displays itself
+            if shown is not None:
+                shown(**kwargs)
+            else:
+                display(self._repr_mimebundle_(**kwargs), raw=True)
+
+    return Explorer(children)
+
+
 def kernel_explorer(images: dict[str, np.ndarray]):
     """Pick an image and a kernel (or type one) and see input and output side by side."""
     import ipywidgets as W
@@ -103,7 +131,7 @@ def kernel_explorer(images: dict[str, np.ndarray]):
     for control in (image_menu, kernel_menu, typed):
         control.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox([image_menu, kernel_menu, typed]), message, picture])
+    return _explorer([W.HBox([image_menu, kernel_menu, typed]), message, picture])
 
 
 def png(fig) -> bytes:
@@ -203,4 +231,6 @@ def output_size_explorer():
     for s in sliders.values():
         s.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox(list(sliders.values())[:3]), W.HBox(list(sliders.values())[3:]), picture])
+    return _explorer(
+        [W.HBox(list(sliders.values())[:3]), W.HBox(list(sliders.values())[3:]), picture]
+    )

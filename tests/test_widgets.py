@@ -105,3 +105,18 @@ def test_builders_construct_headless():
     assert "number" in message.value and isinstance(kernels, ipywidgets.VBox)
     menus.children[2].value = "0 1 0; 1 -4 1; 0 1 0"
     assert message.value == "" and bytes(shown.value).startswith(b"\x89PNG")
+
+
+def test_an_explorer_says_how_to_use_it_in_an_output_that_needs_no_kernel(monkeypatch):
+    import IPython.display
+    import matplotlib
+
+    matplotlib.use("Agg")
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    explorer = widgets.output_size_explorer()
+    explorer._ipython_display_()
+    note, widget = shown
+    assert "running Python kernel" in note[0].data and "run this cell" in note[0].data
+    assert "application/vnd.jupyter.widget-view+json" in widget[0] and widget[1] == {"raw": True}
+    assert widget[0]["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.model_id

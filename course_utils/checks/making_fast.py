@@ -18,7 +18,9 @@ def space_to_depth_slips(x, block: int) -> dict[str, torch.Tensor]:
     (N, C * block**2, H // block, W // block)."""
     x = float64_tensor(x)
     n, c, h, w = x.shape
-    tiles = x.reshape(n, c, h // block, block, w // block, block)
+    tiles = x.unflatten(3, (w // block, block)).unflatten(
+        2, (h // block, block)
+    )  # (N, C, H/b, b, W/b, b)
     shape = (n, c * block * block, h // block, w // block)
     return {
         "the channels are ordered tile position first, then input channel; F.pixel_unshuffle puts "
