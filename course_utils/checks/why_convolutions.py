@@ -97,18 +97,17 @@ def reference_gap(f, x, dy: int, dx: int) -> float:
 
 def gap_slips(f, x, dy: int, dx: int) -> dict[str, float]:
     """What the common mistakes in ``equivariance_gap`` give: explanation -> the gap."""
-    shifted = x.roll((dy, dx), dims=(-2, -1))
+    moved_out, out = f(x.roll((dy, dx), dims=(-2, -1))), f(x)  # f run twice, not once per slip
+    difference = moved_out - out.roll((dy, dx), dims=(-2, -1))
     return {
         "this measures invariance, f(shift x) against f(x): for equivariance shift the output "
-        "too, f(shift x) against shift f(x)": (f(shifted) - f(x)).abs().max(),
+        "too, f(shift x) against shift f(x)": (moved_out - out).abs().max(),
         "the output is shifted the other way: shift f(x) by the same (dy, dx) as x": (
-            (f(shifted) - f(x).roll((-dy, -dx), dims=(-2, -1))).abs().max()
+            (moved_out - out.roll((-dy, -dx), dims=(-2, -1))).abs().max()
         ),
-        "this is the mean difference; the gap is the largest one (max)": (
-            (f(shifted) - f(x).roll((dy, dx), dims=(-2, -1))).abs().mean()
-        ),
+        "this is the mean difference; the gap is the largest one (max)": difference.abs().mean(),
         "this is the largest signed difference; the gap is the largest absolute one (.abs() "
-        "before .max())": (f(shifted) - f(x).roll((dy, dx), dims=(-2, -1))).max(),
+        "before .max())": difference.max(),
     }
 
 
