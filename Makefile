@@ -3,10 +3,11 @@
 include course.mk
 PYTEST_ARGS ?=
 
-.PHONY: run test test-colab test-lowest install-dev lint format strip readme lock clean
+.PHONY: run test test-colab test-browser test-lowest install-dev lint format strip readme lock clean
 
 $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]" || { echo "$$INSTALL_FAILED" >&2; exit 1; }
+	$(INSTALL_LAB_DEFAULTS)
 	@touch $@ $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
@@ -25,6 +26,16 @@ test-colab: install-dev
 	$(PYTHON) -m venv $(VENV)-colab
 	$(VENV)-colab/bin/python -m pip install --quiet -r requirements/colab.txt
 	$(PY) tests/colab/run_release.py --python $(VENV)-colab/bin/python
+
+## test-browser: JupyterLab on 127.0.0.1 in headless Chromium (Debian's, installed when missing),
+## driven by Playwright: every notebook run, explorers moved, a release exercise typed, reopened
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
+test-browser: install-dev
+	@[ -n "$(CHROMIUM)" ] || { apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; } \
+	  || { echo "Chromium is missing and apt-get could not install it: install Debian's chromium as root" >&2; exit 1; }; }
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev,browser]"
+	$(PY) tests/browser/run_browser.py
 
 ## test-lowest: the same tests with every direct dependency at its pyproject.toml floor
 ## (a separate .venv-lowest; downloads those versions once, about 3 GB with torch)

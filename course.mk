@@ -29,9 +29,18 @@ If the error is about the network: pip needs the package index once; afterwards 
 endef
 export INSTALL_FAILED
 
+# JupyterLab of this environment saves widget state, so that a saved notebook reopened shows the
+# explorers' last picture, not "Error displaying widget" (an editable install skips pyproject's
+# data-files, which put it there for a plain `pip install`)
+LAB_DEFAULTS := $(VENV)/share/jupyter/lab/settings/overrides.d
+define INSTALL_LAB_DEFAULTS
+@mkdir -p $(LAB_DEFAULTS) && cp course_utils/jupyter/course-utils.json $(LAB_DEFAULTS)/
+endef
+
 # The stamps record that an install with this pyproject.toml and constraints file succeeded.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e . || { echo "$$INSTALL_FAILED" >&2; exit 1; }
+	$(INSTALL_LAB_DEFAULTS)
 	@touch $@
 
 install: $(VENV)/.installed

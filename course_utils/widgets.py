@@ -70,11 +70,11 @@ def filter_image(image: np.ndarray, kernel, *, normalize: bool = True) -> np.nda
 
 
 #: Shown above every explorer, as plain HTML that needs no kernel: in a saved notebook the widget
-#: itself can only say "Error displaying widget".
+#: shows its last picture (JupyterLab with the course's settings) or "Error displaying widget".
 NO_KERNEL_NOTE = (
     "<p><b>Explorer.</b> Change the controls below and the picture follows. They need a running "
-    "Python kernel: where the controls are missing or show an error (a saved, downloaded or "
-    "reopened copy), run this cell again.</p>"
+    "Python kernel: in a saved, downloaded or reopened copy they show the last picture and do "
+    "nothing, or show an error, until you run this cell again.</p>"
 )
 
 

@@ -1,10 +1,12 @@
 """The files around the code: README, environment.yml, lint, CI entry point."""
 
 import ast
+import json
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -98,8 +100,9 @@ def test_ci_runs_the_readme_test_commands(root):
     commands = [
         line for line in (root / ".ci/run").read_text().splitlines() if line.startswith("make")
     ]
-    assert commands == ["make test", "make test-colab"]
-    assert "CI runs `make test` and then `make test-colab`" in (root / "README.md").read_text()
+    assert commands == ["make test", "make test-colab", "make test-browser"]
+    readme = (root / "README.md").read_text()
+    assert "CI runs `make test`, then `make test-colab` and `make test-browser`" in readme
 
 
 def test_ruff_is_clean_on_package_tests_and_notebooks(root):
@@ -165,8 +168,9 @@ def test_every_python_gets_a_lock_that_pins_what_pyproject_needs(root, python):
     assert lock.endswith("-py310.txt") == (newest < (3, 11, 5))
     pins = _lock_pins(root / lock)
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
     for requirement in map(
-        Requirement, project["dependencies"] + project["optional-dependencies"]["dev"]
+        Requirement, project["dependencies"] + extras["dev"] + extras["browser"]
     ):
         if requirement.marker and not requirement.marker.evaluate({"python_version": python[:4]}):
             continue  # not installed on this Python
@@ -297,3 +301,28 @@ def test_the_package_imports_only_what_its_runtime_dependencies_install(root, im
                     " which no runtime dependency in pyproject.toml installs"
                 )
     assert not problems, "\n".join(problems)
+
+
+def test_make_install_has_jupyterlab_save_widget_state(root, tmp_path):
+    """A saved notebook, reopened, shows its explorers' last picture instead of "Error
+    displaying widget: model not found": the course's environment turns on the widget manager's
+    saveState (its schema must know the setting), for editable and plain installs alike."""
+    setting = json.loads((root / "course_utils/jupyter/course-utils.json").read_text())
+    plugin = "@jupyter-widgets/jupyterlab-manager:plugin"
+    assert setting == {plugin: {"saveState": True}}
+    schema = Path(sys.prefix, "share/jupyter/labextensions", plugin.split(":")[0], "schemas",
+                  plugin.split(":")[0], "plugin.json")  # fmt: skip
+    assert "saveState" in json.loads(schema.read_text())["properties"]
+    folder = "share/jupyter/lab/settings/overrides.d"
+    assert tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"][
+        folder
+    ] == ["course_utils/jupyter/course-utils.json"]
+    for target in ("install", "install-dev"):
+        done = subprocess.run(
+            ["make", "-n", target, f"VENV={tmp_path / 'venv'}", f"PYTHON={sys.executable}"],
+            cwd=root, capture_output=True, text=True,
+        )  # fmt: skip
+        assert (
+            f"cp course_utils/jupyter/course-utils.json {tmp_path / 'venv'}/{folder}/"
+            in done.stdout
+        )

@@ -10,24 +10,15 @@ import json
 import types
 from functools import cache
 
-import nbformat
 import pytest
 
-from course_utils.checks import exercise_id_of_source, run_check
+from course_utils.checks import run_check
 from course_utils.instructor import notebooks
 
 SETUP = "import math\nimport numpy as np\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 
-@cache
-def solution(exercise_id: str) -> str:
-    """The exercise cell of the solution notebook, solution markers removed."""
-    for path in notebooks.notebook_paths():
-        for cell in nbformat.read(path, as_version=4).cells:
-            if cell.cell_type == "code" and exercise_id_of_source(cell.source) == exercise_id:
-                lines = cell.source.splitlines(keepends=True)
-                return "".join(ln for ln in lines if "### " not in ln)
-    raise KeyError(exercise_id)
+solution = cache(notebooks.solved_exercise)
 
 
 def edited(exercise_id: str, old: str, new: str) -> str:

@@ -102,6 +102,16 @@ def exercises(nb) -> list[ExerciseCell]:
     return found
 
 
+def solved_exercise(ex_id: str, directory: Path | None = None) -> str:
+    """The solution notebook's exercise cell as a student who solved it would leave it: the
+    solution markers' lines removed."""
+    for path in notebook_paths(directory):
+        for cell in read(path).cells:
+            if exercise_id(cell) == ex_id:
+                return "".join(ln for ln in source(cell).splitlines(True) if "### " not in ln)
+    raise KeyError(f"no exercise {ex_id!r} in the notebooks")
+
+
 def readme_table(directory: Path | None = None) -> str:
     """The markdown table of notebooks (number, title with link, exercises) for the README."""
     rows = ["| # | Notebook | Graded exercises |", "|---|---|---|"]
