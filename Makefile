@@ -30,11 +30,15 @@ test-colab: install-dev
 ## test-browser: JupyterLab on 127.0.0.1 in headless Chromium (Debian's, installed when missing),
 ## driven by Playwright: every notebook run, explorers moved, a release exercise typed, reopened
 CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
-test-browser: install-dev
-	@[ -n "$(CHROMIUM)" ] || { apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null \
-	  || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; } \
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+$(VENV)/.installed-browser: $(VENV)/.installed-dev
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev,browser]" || { echo "$$INSTALL_FAILED" >&2; exit 1; }
+	@touch $@
+
+test-browser: $(VENV)/.installed-browser
+	@[ -n "$(CHROMIUM)" ] || { $(APT_GET) install -y -qq chromium fonts-noto-color-emoji >/dev/null \
+	  || { $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium fonts-noto-color-emoji >/dev/null; } \
 	  || { echo "Chromium is missing and apt-get could not install it: install Debian's chromium as root" >&2; exit 1; }; }
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev,browser]"
 	$(PY) tests/browser/run_browser.py
 
 ## test-lowest: the same tests with every direct dependency at its pyproject.toml floor

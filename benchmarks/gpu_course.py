@@ -185,17 +185,21 @@ def bring_missing(wheelhouse: Path) -> list[str]:
     return missing
 
 
-def plan(only: list[str] | None, fp16: list[str]) -> list[tuple[Path, str]]:
-    """(notebook, COURSE_PRECISION) for each run, in course order, the fp16 runs last."""
+def plan(only: list[str] | None, fp16: list[str] | None) -> list[tuple[Path, str]]:
+    """(notebook, COURSE_PRECISION) for each run, in course order, the fp16 runs last: ``only``
+    (default: all) at the default precision, ``fp16`` (default: 06 and 07 where ``only`` has
+    them) with fp16."""
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     chosen = [p for p in notebooks if not only or p.name[:2] in only]
-    unknown = (set(only or ()) | set(fp16)) - {p.name[:2] for p in notebooks}
+    unknown = (set(only or ()) | set(fp16 or ())) - {p.name[:2] for p in notebooks}
     if unknown:
         raise SystemExit(
             f"no notebook numbered {', '.join(sorted(unknown))}; the course has "
             f"{', '.join(p.name[:2] for p in notebooks)}"
         )
-    return [(p, "auto") for p in chosen] + [(p, "fp16") for p in chosen if p.name[:2] in fp16]
+    if fp16 is None:
+        fp16 = [p.name[:2] for p in chosen if p.name[:2] in ("06", "07")]
+    return [(p, "auto") for p in chosen] + [(p, "fp16") for p in notebooks if p.name[:2] in fp16]
 
 
 def run_all(args: argparse.Namespace) -> dict:
@@ -266,9 +270,10 @@ def main() -> None:
     parser.add_argument(
         "--fp16",
         nargs="*",
-        default=["06", "07"],
+        default=None,
         metavar="NN",
-        help="run these again with COURSE_PRECISION=fp16 (default: 06 07)",
+        help="run these with COURSE_PRECISION=fp16 too, named in --only or not "
+        "(default: 06 and 07, where --only leaves them in)",
     )
     parser.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
     parser.add_argument("--tiny", action="store_true", help="COURSE_FAST=1, for a CPU")

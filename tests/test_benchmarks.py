@@ -14,7 +14,7 @@ SMALL_RUNS = {
     "antialias_shift.py": ["--images", "40", "--seeds", "2"],
     "import_time.py": [],
     "conv2d_speed.py": [],
-    "gpu_course.py": ["--tiny", "--only", "01", "06", "--fp16", "06", "--log-dir", "{tmp}"],
+    "gpu_course.py": ["--tiny", "--only", "01", "--fp16", "06", "--log-dir", "{tmp}"],
     "grading_throughput.py": ["--n", "2", "--jobs", "1"],
     "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1", "--scratch-lrs", "3e-3"]
     + ["--scratch-steps", "2", "--far"],
@@ -101,11 +101,10 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
             and 0 <= figures["accuracy"] <= 1
         )
     elif script == "gpu_course.py":
-        assert figures["passed"] == figures["runs"] == 3 and figures["mode"].startswith("tiny")
-        rows = figures["rows"]
+        assert figures["passed"] == figures["runs"] == 2 and figures["mode"].startswith("tiny")
+        rows = figures["rows"]  # 06 at the default precision runs under nbval
         assert [(r["notebook"][:2], r["course_precision"]) for r in rows] == [
             ("01", "auto"),
-            ("06", "auto"),
             ("06", "fp16"),
         ]
         assert all(r["headline"] and r["cells"] > 10 for r in rows)
@@ -114,12 +113,8 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
             run = lenet["largest_training_run"]
             assert run["images"] > 0 and run["images_per_s"] > 0 and 0 <= run["val_acc"] <= 1
         if rows[0]["device"] == "cpu":  # the switch is reported, the CPU stays in fp32
-            assert [r["precision"] for r in rows] == [
-                "fp32",
-                "fp32",
-                "fp32 (COURSE_PRECISION=fp16)",
-            ]
-        assert (tmp_path / "06_lenet.fp16.log").read_text().count("# ---- code cell") == rows[2][
+            assert [r["precision"] for r in rows] == ["fp32", "fp32 (COURSE_PRECISION=fp16)"]
+        assert (tmp_path / "06_lenet.fp16.log").read_text().count("# ---- code cell") == rows[1][
             "cells"
         ]
     else:

@@ -1,8 +1,8 @@
 """A JupyterLab server on 127.0.0.1 and a headless Chromium page on it, for the browser test.
 
-The server runs from this Python's environment with its own settings, workspace and runtime
-folders (nothing of the user's JupyterLab is read or changed); ``stop`` ends it, its kernels and
-the browser, and names any process of theirs that outlived them.
+The server runs from this Python's environment with settings, workspace and runtime folders of its
+own (the user's JupyterLab settings and open tabs are neither read nor changed); ``stop`` ends it
+and its kernels, and names any process of theirs that outlived it.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 
-#: JupyterLab's own settings for the run: no news or update checks (offline), and the course's
-#: widget-state setting comes from the environment (``overrides.d``), as a student's lab gets it.
+#: JupyterLab's own settings for the run: no news or update checks (offline), and every cell
+#: drawn at once (by default cells off screen are drawn when the browser is idle, and a test that
+#: reads outputs must not miss one). The course's widget-state setting comes from the environment
+#: (``overrides.d``), as a student's JupyterLab gets it.
 USER_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false",
         "checkForUpdates": False,
     },
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 
 
@@ -78,7 +81,11 @@ class Lab:
         self.process = subprocess.Popen(
             command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self._wait_until_up()
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_up(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -100,6 +107,19 @@ class Lab:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/lab/tree/{path}?token={self.token}"
 
+    def shut_kernels_down(self) -> None:
+        """End every kernel the server runs (one notebook's kernel must not slow the next)."""
+        try:
+            with urllib.request.urlopen(self.api("sessions"), timeout=10) as answer:
+                sessions = json.load(answer)
+            for session in sessions:
+                request = urllib.request.Request(
+                    self.api(f"sessions/{session['id']}"), method="DELETE"
+                )
+                urllib.request.urlopen(request, timeout=30).close()
+        except OSError:
+            pass  # a server that is gone has no kernels left; stop() finds any stray process
+
     def stop(self) -> list[str]:
         """Shut the server down (it shuts its kernels down); kill what is left. Returns the
         command lines of processes that had to be killed."""
@@ -113,7 +133,8 @@ class Lab:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
         return kill_processes_naming(str(self.runtime))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -27,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import nbformat  # noqa: E402
 from lab import CHROMIUM_FLAGS, Lab, chromium  # noqa: E402
-from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from course_utils.instructor import notebooks, release  # noqa: E402
@@ -41,19 +41,26 @@ KERNEL_READY = """() => {
   const w = window.jupyterapp?.shell.currentWidget;
   return Boolean(w?.context?.isReady && w.sessionContext?.session?.kernel?.status === 'idle');
 }"""
-IDLE = """() => {
+#: 'dead', 'idle' (kernel idle, no cell running or queued, by the model and the prompts) or 'busy'
+KERNEL_STATE = """() => {
   const w = jupyterapp.shell.currentWidget;
+  const status = w.sessionContext.session?.kernel?.status;
+  if (status === 'dead' || status === 'autorestarting') return 'dead';
+  const running = w.content.widgets.some(c => c.model.type === 'code' && c.model.executionState === 'running');
   const prompts = [...w.content.node.querySelectorAll('.jp-InputPrompt')];
-  return w.sessionContext.session?.kernel?.status === 'idle'
-    && !prompts.some(p => p.textContent.includes('*'));
+  return status === 'idle' && !running && !prompts.some(p => p.textContent.includes('*')) ? 'idle' : 'busy';
 }"""
+#: The SHA-256 of the picture an explorer cell shows, or null when it shows none (no image, or one
+#: that is not a widget's non-empty blob)
 PICTURE_HASH = """async cell => {
   const img = cell.querySelector('img');
-  if (!img) return null;
+  if (!img || !img.src.startsWith('blob:')) return null;
   const bytes = await (await fetch(img.src)).arrayBuffer();
+  if (bytes.byteLength === 0) return null;
   const digest = await crypto.subtle.digest('SHA-256', bytes);
   return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, '0')).join('');
 }"""
+CONTROLS = "select, .widget-text input, .noUi-handle"
 
 
 class Failed(Exception):
@@ -67,9 +74,16 @@ def open_notebook(page, lab: Lab, path: str) -> None:
 
 
 def wait_idle(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
-    """Wait until the kernel is idle and no cell is queued; twice, a second apart."""
+    """Wait until the kernel is idle and no cell runs or waits, twice a second apart; a kernel
+    that died fails at once."""
+    deadline = time.monotonic() + timeout_ms / 1000
     for _ in range(2):
-        page.wait_for_function(IDLE, timeout=timeout_ms, polling=500)
+        while (state := page.evaluate(KERNEL_STATE)) != "idle":
+            if state == "dead":
+                raise Failed("the kernel died (out of memory, or a crash in native code)")
+            if time.monotonic() > deadline:
+                raise Failed(f"still running after {timeout_ms / 1000:.0f} s")
+            time.sleep(0.5)
         time.sleep(1)
 
 
@@ -102,18 +116,27 @@ def run_all(page) -> dict:
     return nb
 
 
-def explore(page) -> int:
-    """Change every control of every explorer; each change must change the picture. Returns the
-    number of controls changed."""
-    changed = 0
+def wait_for_picture(cell, differs_from: str | None = None, timeout: float = 60) -> str:
+    """The hash of the picture ``cell`` shows, once there is one (different from ``differs_from``)."""
+    deadline = time.monotonic() + timeout
+    while (now := cell.evaluate(PICTURE_HASH)) is None or now == differs_from:
+        if time.monotonic() > deadline:
+            raise Failed(
+                "an explorer shows no picture" if now is None else "the picture did not change"
+            )
+        time.sleep(0.25)
+    return now
+
+
+def explore(page) -> dict[int, str]:
+    """Change every control of every explorer; each change must change the picture. Returns each
+    explorer cell's index and its last picture's hash."""
+    last = {}
     for cell in page.locator(".jp-CodeCell").filter(has_text="Explorer.").all():
-        controls = cell.locator("select, .widget-text input, .noUi-handle").all()
-        if not controls:
-            raise Failed("an explorer shows no controls")
+        picture = wait_for_picture(cell)
+        cell.locator(CONTROLS).first.wait_for(timeout=60_000)
+        controls = cell.locator(CONTROLS).all()
         for control in controls:
-            before = cell.evaluate(PICTURE_HASH)
-            if before is None:
-                raise Failed("an explorer shows no picture")
             tag = control.evaluate("e => e.tagName")
             if tag == "SELECT":
                 options = control.locator("option").all_text_contents()
@@ -126,19 +149,22 @@ def explore(page) -> int:
             else:
                 control.focus()
                 control.press("ArrowRight")
-                what = f"slider {control.get_attribute('aria-valuenow')}"
-            deadline = time.monotonic() + 60
-            while cell.evaluate(PICTURE_HASH) == before:
-                if time.monotonic() > deadline:
-                    raise Failed(f"the picture did not change after the {what} changed")
-                time.sleep(0.25)
-            changed += 1
-    return changed
+                what = f"slider now at {control.get_attribute('aria-valuenow')}"
+            try:
+                picture = wait_for_picture(cell, differs_from=picture)
+            except Failed as exc:
+                raise Failed(f"{exc} after the {what} changed") from None
+        index = cell.evaluate(
+            "c => [...c.closest('.jp-Notebook').querySelectorAll('.jp-Cell')].indexOf(c)"
+        )
+        last[index] = picture
+    return last
 
 
-def reopen(page, lab: Lab, path: str) -> str:
+def reopen(page, lab: Lab, path: str, pictures: dict[int, str]) -> str:
     """Save, shut the kernel down, open the notebook again; its outputs' text once the widget
-    manager has settled (the text unchanged for 4 s; "model not found" comes seconds late)."""
+    manager has settled (the text unchanged for 4 s; "model not found" comes seconds late). Each
+    explorer must show the last picture it drew (``pictures``: cell index to hash)."""
     page.evaluate("() => jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_function("() => !jupyterapp.shell.currentWidget.context.model.dirty")
     page.evaluate("() => jupyterapp.shell.currentWidget.sessionContext.shutdown()")
@@ -155,9 +181,10 @@ def reopen(page, lab: Lab, path: str) -> str:
         raise Failed(f"reopened, it shows {text.count(WIDGET_ERROR)} × '{WIDGET_ERROR}'")
     if "Loading widget" in text:
         raise Failed("reopened, a widget still says 'Loading widget...' after 90 s")
-    for cell in page.locator(".jp-CodeCell").filter(has_text="Explorer.").all():
-        if cell.evaluate(PICTURE_HASH) is None:
-            raise Failed("reopened, an explorer shows no picture")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    for index, picture in pictures.items():
+        if cells.nth(index).evaluate(PICTURE_HASH) != picture:
+            raise Failed(f"reopened, the explorer in cell {index} does not show its last picture")
     return text
 
 
@@ -174,6 +201,8 @@ def type_answer(page, cell_index: int, check_index: int, source: str) -> str:
     )
     if typed != source:
         raise Failed(f"the editor holds {typed!r} after typing {source!r}")
+    if check_index != cell_index + 1:
+        raise Failed(f"the check of cell {cell_index} is cell {check_index}, not the next one")
     page.keyboard.press("Shift+Enter")  # runs the exercise and selects the check below
     wait_idle(page, 120_000)
     page.keyboard.press("Shift+Enter")
@@ -190,9 +219,9 @@ def check_instructor(page, lab: Lab, name: str) -> str:
     missing = [i for i in ids if f"✅ {i}" not in text]
     if missing or "❌" in text or WIDGET_ERROR in text:
         raise Failed(f"no ✅ for {missing}" if missing else f"'❌' or '{WIDGET_ERROR}' shown")
-    controls = explore(page)
-    reopen(page, lab, path)
-    return f"ok: {len(ids)} ✅" + (f", {controls} explorer controls" if controls else "")
+    pictures = explore(page)
+    reopen(page, lab, path, pictures)
+    return f"ok: {len(ids)} ✅" + (f", {len(pictures)} explorer(s) moved" if pictures else "")
 
 
 def check_release(page, lab: Lab, name: str) -> str:
@@ -207,13 +236,15 @@ def check_release(page, lab: Lab, name: str) -> str:
     ex_id, (right, wrong), cause = TYPED
     exercise = next(ex for ex in found if ex.id == ex_id)
     answer = notebooks.solved_exercise(ex_id)
+    if right not in answer:
+        raise Failed(f"the {ex_id} solution no longer contains {right!r}: update TYPED")
     said = type_answer(page, exercise.cell, exercise.check_cell, answer.replace(right, wrong))
     if f"❌ {ex_id}" not in said or cause not in said:
         raise Failed(f"a wrong {ex_id} read {said!r}, not ❌ naming '{cause}'")
     said = type_answer(page, exercise.cell, exercise.check_cell, answer)
     if f"✅ {ex_id}" not in said:
         raise Failed(f"the right {ex_id} read {said!r}")
-    reopen(page, lab, path)
+    reopen(page, lab, path, {})
     return f"ok: {len(found)} ⏳, ❌ then ✅ typed"
 
 
@@ -222,6 +253,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="notebook numbers, e.g. 02 04")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "browser")
     args = parser.parse_args()
+    names = [p.name for p in notebooks.notebook_paths()]
+    if args.only:
+        names = [n for n in names if n[:2] in args.only]
+    jobs = [(n, check_instructor) for n in names]
+    jobs += [(n, check_release) for n in names if n.startswith("01")]
+    if not jobs:
+        sys.exit(f"--only {' '.join(args.only)} names no notebook")
     args.out.mkdir(parents=True, exist_ok=True)
     for old in args.out.glob("*.png"):
         old.unlink()
@@ -229,16 +267,12 @@ def main() -> None:
     served = work / "served"
     shutil.copytree(ROOT / "notebooks", served / "notebooks")
     release.build_release(served / "release", repo_url="https://github.com/example-org/cnn-course")
-    names = [p.name for p in notebooks.notebook_paths()]
-    if args.only:
-        names = [n for n in names if n[:2] in args.only]
-    jobs = [(n, check_instructor) for n in names]
-    jobs += [(n, check_release) for n in names if n.startswith("01")]
     env = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1", "COURSE_CHECK_STRICT": "0",
            "COURSE_DATA_DIR": str(work / "data"), "MPLBACKEND": ""}  # fmt: skip
-    rows, started = {}, time.monotonic()
-    lab = Lab(served, env, args.out / "jupyterlab.log")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))  # runs the finally
+    rows, started, left, lab = {}, time.monotonic(), [], None
     try:
+        lab = Lab(served, env, args.out / "jupyterlab.log")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -247,23 +281,33 @@ def main() -> None:
                 t0 = time.monotonic()
                 try:
                     status = check(page, lab, name)
-                except (Failed, PlaywrightError) as exc:
-                    status = f"failed: {str(exc).splitlines()[0]}"
-                    shot = args.out / (label.replace("/", "_") + ".png")
-                    page.screenshot(path=str(shot))
-                    status += f" (screenshot {shot.relative_to(ROOT) if shot.is_relative_to(ROOT) else shot})"
+                except Exception as exc:  # noqa: BLE001 (each notebook's failure is reported)
+                    status = f"failed: {(str(exc) or type(exc).__name__).splitlines()[0]}"
+                    status += screenshot(page, args.out / (label.replace("/", "_") + ".png"))
+                finally:
+                    lab.shut_kernels_down()
                 rows[label] = {"status": status, "seconds": round(time.monotonic() - t0, 1)}
                 print(f"{label:48s} {status:.300s} {rows[label]['seconds']:7.1f} s", flush=True)
             browser.close()
     finally:
-        left = lab.stop()
+        if lab is not None:
+            left = lab.stop()
         shutil.rmtree(work, ignore_errors=True)
-    if left:
-        print(f"killed {len(left)} process(es) left running: {left}")
-    failed = [k for k, v in rows.items() if not v["status"].startswith("ok")]
-    print(json.dumps({"benchmark": "browser", "notebooks": rows, "passed": len(rows) - len(failed),
-                      "runs": len(rows), "seconds": round(time.monotonic() - started, 1)}))  # fmt: skip
+        if left:
+            print(f"killed {len(left)} process(es) left running: {left}")
+        failed = [k for k, v in rows.items() if not v["status"].startswith("ok")]
+        print(json.dumps({"benchmark": "browser", "notebooks": rows, "passed": len(rows) - len(failed),
+                          "runs": len(jobs), "seconds": round(time.monotonic() - started, 1)}))  # fmt: skip
     sys.exit(1 if failed or left or len(rows) != len(jobs) else 0)
+
+
+def screenshot(page, path: Path) -> str:
+    """Save what the page shows; the words to add to the failure's line."""
+    try:
+        page.screenshot(path=str(path))
+    except Exception as exc:  # noqa: BLE001 (a crashed page cannot be photographed)
+        return f" (no screenshot: {str(exc).splitlines()[0]})"
+    return f" (screenshot {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path})"
 
 
 if __name__ == "__main__":
