@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_utils.checks import not_attempted_line
 from course_utils.instructor import notebooks, release
 from course_utils.instructor.grading.hidden import HIDDEN_DIR
 
@@ -167,7 +168,7 @@ def test_release_notebooks_run_unattempted_under_nbconvert(built, tmp_path):
         assert not any(o.output_type == "error" for c in code for o in c.outputs), path.name
         printed = "".join(o.get("text", "") for c in code for o in c.get("outputs", []))
         for ex in notebooks.exercises(notebooks.read(path)):
-            assert f"⏳ {ex.id}: not attempted yet" in printed, (path.name, ex.id)
+            assert not_attempted_line(ex.id) in printed, (path.name, ex.id)
         widgets = executed.metadata.get("widgets", {}).get(
             "application/vnd.jupyter.widget-state+json"
         )

@@ -73,6 +73,14 @@ class CheckResult:
         return f"{_SYMBOL[self.status]} {self.exercise_id}: {self.message}"
 
 
+_NOT_ATTEMPTED_YET = "not attempted yet"
+
+
+def not_attempted_line(exercise_id: str) -> str:
+    """How the ⏳ line that ``check`` prints for an exercise still unattempted begins."""
+    return CheckResult(exercise_id, NOT_ATTEMPTED, _NOT_ATTEMPTED_YET).line()
+
+
 _REGISTRY = Registry(__name__, __path__, "exercise id")
 
 
@@ -121,7 +129,7 @@ def run_check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
     try:
         summary = ex.run(*(namespace[name] for name in ex.names))
     except NotAttempted as exc:
-        return CheckResult(exercise_id, NOT_ATTEMPTED, f"not attempted yet ({exc})")
+        return CheckResult(exercise_id, NOT_ATTEMPTED, f"{_NOT_ATTEMPTED_YET} ({exc})")
     except Mismatch as exc:
         return CheckResult(exercise_id, FAILED, str(exc) + _notes(ex, namespace))
     finally:

@@ -30,6 +30,7 @@ import nbformat  # noqa: E402
 from lab import CHROMIUM_FLAGS, Lab, chromium  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from course_utils.checks import not_attempted_line  # noqa: E402
 from course_utils.instructor import notebooks, release  # noqa: E402
 
 RUN_TIMEOUT_MS = 900_000
@@ -230,7 +231,7 @@ def check_release(page, lab: Lab, name: str) -> str:
     nb = run_all(page)
     text = page_text(page)
     found = notebooks.exercises(nbformat.from_dict(nb))
-    waiting = [ex.id for ex in found if f"⏳ {ex.id}: not attempted yet" not in text]
+    waiting = [ex.id for ex in found if not_attempted_line(ex.id) not in text]
     if waiting:
         raise Failed(f"no ⏳ line for {waiting}")
     ex_id, (right, wrong), cause = TYPED

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
 
+from course_utils.checks import not_attempted_line  # noqa: E402
 from course_utils.instructor import notebooks, release, runner  # noqa: E402
 
 GITHUB = "https://github.com/example-org/cnn-course"
@@ -100,7 +101,7 @@ def main() -> None:
         if status == "ok" and "| Colab" not in printed:
             status = "failed: setup() did not see a Colab runtime"
         missing = [ex.id for ex in notebooks.exercises(nbformat.read(path, as_version=4))
-                   if f"⏳ {ex.id}: not attempted yet" not in printed]  # fmt: skip
+                   if not_attempted_line(ex.id) not in printed]  # fmt: skip
         if status == "ok" and missing:
             status = f"failed: no 'not attempted yet' line for {', '.join(missing)}"
         rows[path.name] = {"status": status, "seconds": round(seconds, 1)}
