@@ -742,6 +742,27 @@ def test_a_sandbox_that_cannot_start_stops_the_batch(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists(), "nobody is scored when the sandbox cannot start"
 
 
+def test_no_sandbox_starts_for_a_mistaken_command_or_a_class_with_nothing_to_grade(
+    tmp_path, monkeypatch
+):
+    """A wrong --only is reported before any sandbox exists; a class in which nobody submitted
+    a notebook gets its reports (every row 'missing') without one."""
+    from course_utils.instructor.grading import pool
+
+    def started(*args, **kwargs):
+        raise AssertionError("a sandbox was started")
+
+    monkeypatch.setattr(pool, "preflight", started)
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    (tmp_path / "subs" / "alice" / NB).write_text(SOURCE.read_text())
+    with pytest.raises(ValueError, match="--only 42 names no course notebook"):
+        grade_folder(tmp_path / "subs", tmp_path / "out", only=["42"])
+    (tmp_path / "subs" / "alice" / NB).unlink()
+    rows = grade_folder(tmp_path / "subs", tmp_path / "out", only=["01"])
+    assert [(r.student, r.notebook, r.status) for r in rows] == [("alice", NB, "missing")]
+    assert (tmp_path / "out" / "grades.csv").read_text().splitlines()[1].startswith("alice,")
+
+
 def test_the_graders_course_settings_change_no_grade(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_FAST", "ture")  # misspelt: setup() in a notebook refuses it
     monkeypatch.setenv("COURSE_OFFLINE", "0")
@@ -912,6 +933,14 @@ def test_grade_and_release_command_lines(tmp_path):
     assert not (tmp_path / "o3").exists()
 
 
+def _session_leaders() -> list[str]:
+    """Process ids of live (not zombie) sandbox-user processes that lead their own session."""
+    ps = subprocess.run(["ps", "-eo", "uid,pid,sid,stat"], capture_output=True, text=True).stdout
+    rows = [line.split() for line in ps.splitlines()[1:]]
+    return [pid for uid, pid, sid, stat in rows
+            if int(uid) >= FIRST_UID and pid == sid and not stat.startswith("Z")]  # fmt: skip
+
+
 @pytest.mark.parametrize("stop", ["ctrl-c", "killed"])
 def test_stopping_the_grader_writes_no_report_and_leaves_no_process(tmp_path, stop):
     import signal
@@ -930,12 +959,19 @@ def test_stopping_the_grader_writes_no_report_and_leaves_no_process(tmp_path, st
         ),
     )
     nbformat.write(hiding(_source_nb()), tmp_path / "subs" / "hiding" / NB)
+    before = set(_session_leaders())
     grading = subprocess.Popen(
         [sys.executable, "-m", "course_utils", "grade", str(tmp_path / "subs"), "--out",
          str(tmp_path / "out"), "--jobs", "1", "--call-limit", "60", "--wall", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(8)  # past the start-up probe, inside the endless call
+    deadline = time.monotonic() + 60  # until the student's code has called os.setsid()
+    while time.monotonic() < deadline and grading.poll() is None:
+        if set(_session_leaders()) - before:
+            break  # inside the endless call
+        time.sleep(0.2)
+    else:
+        pytest.fail("the submission's call never started: " + grading.communicate()[1][-2000:])
     grading.send_signal(signal.SIGINT if stop == "ctrl-c" else signal.SIGKILL)
     out, err = grading.communicate(timeout=60)
     if stop == "ctrl-c":

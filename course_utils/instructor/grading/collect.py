@@ -121,6 +121,28 @@ def selected(sources: dict[str, SourceNotebook], only: list[str] | None) -> list
 REPORT_FILES = ("grades.csv", "exercises.csv", "summary.md")
 
 
+def check_folders(submissions: Path, out: Path, *, replace: bool = False) -> None:
+    """Raise, saying what to do, unless ``submissions`` holds student folders and ``out`` is
+    new, empty, or (with ``replace``) a folder of earlier reports."""
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"{submissions} is not a folder of student folders")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; --out needs a folder for the reports")
+    if out.exists() and any(out.iterdir()) and not replace:
+        raise FileExistsError(
+            f"{out} is not empty (the reports of an earlier run?); choose a new --out, or pass "
+            "--replace to write over its reports"
+        )
+    if not any(p.is_dir() and not p.name.startswith(".") for p in submissions.iterdir()):
+        loose = len(list(submissions.glob("*.ipynb")))
+        raise ValueError(
+            f"{submissions} has no student folders"
+            + (f" (it holds {loose} notebook file(s) directly)" if loose else "")
+            + "; put each student's notebooks in a folder of their own: "
+            "SUBMISSIONS/<student>/<notebook>.ipynb"
+        )
+
+
 def collect(submissions: Path, sources: dict[str, SourceNotebook], only: list[str] | None = None):
     """(student, notebook name, path or None, reason) for every submission to grade."""
     chosen = selected(sources, only)

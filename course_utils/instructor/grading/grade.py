@@ -16,11 +16,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from course_utils.instructor.grading.collect import REPORT_FILES, collect
-from course_utils.instructor.grading.pool import Grader
+from course_utils.instructor.grading.collect import (
+    REPORT_FILES,
+    SourceNotebook,
+    check_folders,
+    collect,
+    source_notebooks,
+)
 from course_utils.instructor.grading.reports import write_reports
+from course_utils.instructor.grading.results import NotebookResult
 from course_utils.instructor.grading.sandbox import Limits
-from course_utils.instructor.grading.score import NotebookResult
 
 
 def grade_folder(
@@ -37,35 +42,38 @@ def grade_folder(
     """Grade every submission and write the reports to ``out``, which must be new or empty
     unless ``replace`` (then its reports are written over); returns the rows of grades.csv.
     ``progress`` shows a bar of notebooks graded on stderr. Nothing is written to ``out`` before
-    every notebook is graded: an interrupted run (KeyboardInterrupt) leaves no report."""
+    every notebook is graded: an interrupted run (KeyboardInterrupt) leaves no report. Every
+    argument is checked before a sandbox starts, so a mistake is reported at once."""
     submissions, out = submissions.resolve(), out.resolve()
-    if not submissions.is_dir():
-        raise FileNotFoundError(f"{submissions} is not a folder of student folders")
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} is a file; --out needs a folder for the reports")
-    if out.exists() and any(out.iterdir()) and not replace:
-        raise FileExistsError(
-            f"{out} is not empty (the reports of an earlier run?); choose a new --out, or pass "
-            "--replace to write over its reports"
-        )
-    if not any(p.is_dir() and not p.name.startswith(".") for p in submissions.iterdir()):
-        loose = len(list(submissions.glob("*.ipynb")))
-        raise ValueError(
-            f"{submissions} has no student folders"
-            + (f" (it holds {loose} notebook file(s) directly)" if loose else "")
-            + "; put each student's notebooks in a folder of their own: "
-            "SUBMISSIONS/<student>/<notebook>.ipynb"
-        )
-    with Grader(jobs=jobs, limits=limits, notebooks_dir=notebooks_dir) as grader:
-        tasks = list(collect(submissions, grader.sources, only))
+    check_folders(submissions, out, replace=replace)
+    sources = source_notebooks(notebooks_dir)
+    tasks = list(collect(submissions, sources, only))  # an --only that names nothing stops here
+    if all(path is None for _, _, path, _ in tasks):  # nothing to run: no sandbox is started
+        rows = [_unsubmitted(task, sources) for task in tasks]
+    else:
+        rows = _grade_tasks(tasks, sources, jobs, limits, progress)
+    write_reports(rows, out)
+    return rows
+
+
+def _unsubmitted(task, sources: dict[str, SourceNotebook]) -> NotebookResult:
+    """The row of a notebook that was not submitted, or was refused before grading."""
+    student, name, _, note = task
+    status = "rejected" if student in REPORT_FILES else "missing"
+    return NotebookResult(student, name, 0.0, sources[name].max_score, status, note)
+
+
+def _grade_tasks(tasks, sources, jobs: int, limits: Limits | None, progress: bool):
+    """Every task's row, the submitted ones graded in a pool of ``jobs`` sandboxes."""
+    from course_utils.instructor.grading.pool import Grader  # loads torch: arguments are good
+
+    with Grader(sources, jobs=jobs, limits=limits) as grader:
 
         def run(task):
             student, name, path, note = task
-            source = grader.sources[name]
             if path is None:
-                status = "rejected" if student in REPORT_FILES else "missing"
-                return NotebookResult(student, name, 0.0, source.max_score, status, note)
-            row = grader.grade_file(student, path, source)
+                return _unsubmitted(task, sources)
+            row = grader.grade_file(student, path, sources[name])
             row.reason = "; ".join(r for r in (note, row.reason) if r)
             return row
 
@@ -81,5 +89,4 @@ def grade_folder(
             grader.kill()
             raise
         pool.shutdown()
-    write_reports(rows, out)
     return rows

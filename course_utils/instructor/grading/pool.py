@@ -20,8 +20,9 @@ from pathlib import Path
 
 from course_utils.env import repo_root
 from course_utils.instructor.grading import isolation, submission, wire
-from course_utils.instructor.grading.collect import SourceNotebook, source_notebooks
+from course_utils.instructor.grading.collect import SourceNotebook
 from course_utils.instructor.grading.hidden import HIDDEN_DIR
+from course_utils.instructor.grading.results import NotebookResult
 from course_utils.instructor.grading.sandbox import (
     FIRST_UID,
     Job,
@@ -29,7 +30,7 @@ from course_utils.instructor.grading.sandbox import (
     SandboxUnavailable,
     call_stage,
 )
-from course_utils.instructor.grading.score import NotebookResult, hidden_calls, score
+from course_utils.instructor.grading.score import hidden_calls, score
 
 
 def preflight() -> None:
@@ -141,14 +142,15 @@ class Grader:
     """A pool of sandboxes; use as a context manager so no process outlives it."""
 
     def __init__(
-        self, *, jobs: int = 2, limits: Limits | None = None, notebooks_dir: Path | None = None
+        self, sources: dict[str, SourceNotebook], *, jobs: int = 2, limits: Limits | None = None
     ) -> None:
         self.limits = limits or Limits()
-        self.sources = source_notebooks(notebooks_dir)
+        self.sources = sources
         self.jobs = max(1, jobs)
         self.pool: queue.Queue[Zygote] = queue.Queue()
         self.started: list[Zygote] = []
         self.lock = threading.Lock()
+        self.stopped = threading.Event()  # set by kill(): no zygote is replaced after it
 
     def __enter__(self) -> Grader:
         preflight()
@@ -172,6 +174,7 @@ class Grader:
 
     def kill(self) -> None:
         """Stop every sandbox at once (an interrupted run): running jobs end with them."""
+        self.stopped.set()
         for zygote in self.started:
             zygote.kill()
 
@@ -198,9 +201,10 @@ class Grader:
         except RuntimeError as exc:  # the zygote itself failed: replace it, report, go on
             row.status, row.reason = "error", f"grader error ({exc}); grade this submission again"
             zygote.close()
-            zygote = Zygote(zygote.slot)
-            with self.lock:
-                self.started.append(zygote)
+            if not self.stopped.is_set():
+                zygote = Zygote(zygote.slot)
+                with self.lock:
+                    self.started.append(zygote)
             return row
         finally:
             self.pool.put(zygote)

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from course_utils.instructor.grading.collect import REPORT_FILES
-from course_utils.instructor.grading.score import ExerciseResult, NotebookResult
+from course_utils.instructor.grading.results import ExerciseResult, NotebookResult
 
 
 def stale_reports(rows: list[NotebookResult], out: Path) -> list[str]:

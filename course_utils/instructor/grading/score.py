@@ -4,8 +4,6 @@ wrong without showing hidden inputs, expected values or solution text."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from course_utils.checks import registry, ruled_out, stub_message
@@ -15,30 +13,8 @@ from course_utils.checks.harnesses import VERDICTS
 from course_utils.instructor.grading import submission, wire
 from course_utils.instructor.grading.collect import SourceNotebook
 from course_utils.instructor.grading.hidden import HiddenTest, hidden_tests
+from course_utils.instructor.grading.results import ExerciseResult
 from course_utils.instructor.grading.sandbox import Limits, call_stage
-
-
-@dataclass
-class ExerciseResult:
-    """Score and student-facing output of one exercise."""
-
-    exercise_id: str
-    score: float
-    max_score: float
-    output: str
-
-
-@dataclass
-class NotebookResult:
-    """One row of grades.csv and its exercises."""
-
-    student: str
-    notebook: str
-    score: float
-    max_score: float
-    status: str
-    reason: str = ""
-    exercises: list[ExerciseResult] = field(default_factory=list)
 
 
 def hidden_calls(source: SourceNotebook) -> tuple[list[dict], dict[str, HiddenTest]]:
