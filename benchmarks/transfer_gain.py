@@ -59,6 +59,12 @@ def main() -> None:
     parser.add_argument("--scratch-steps", type=int, nargs="+", default=list(Budget.scratch_steps))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--far", action="store_true", help="also the digits target")
+    parser.add_argument(
+        "--eval-per-class",
+        type=int,
+        default=None,
+        help="validate and test on the first N images of each class only (a quick check)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     budget = Budget(
@@ -68,13 +74,14 @@ def main() -> None:
         scratch_steps=tuple(args.scratch_steps),
     )
     start = time.perf_counter()
-    pair = transfer.load_pair(None)
+    pair = transfer.load_pair(None, eval_per_class=args.eval_per_class)
     main_run = run(pair, budget, args.methods, args.ks, args.seeds)
     figures = {
         "benchmark": "transfer_gain",
         "source": pair.source.source,
         "target": main_run["target"],
         "budget": budget.__dict__,
+        "test_images": len(pair.test),
         "seeds": args.seeds,
         "scratch_recipes": main_run["scratch_recipes"],
         "table": main_run["table"],

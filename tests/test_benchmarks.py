@@ -17,7 +17,7 @@ SMALL_RUNS = {
     "gpu_course.py": ["--tiny", "--only", "01", "--fp16", "06", "--log-dir", "{tmp}"],
     "grading_throughput.py": ["--n", "2", "--jobs", "1"],
     "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1", "--scratch-lrs", "3e-3"]
-    + ["--scratch-steps", "2", "--far"],
+    + ["--scratch-steps", "2", "--far", "--eval-per-class", "10"],
     "notebook_times.py": ["--only", "01"],
     "notebook_cells.py": ["--only", "07", "10"],
     "training_loop.py": ["--tiny"],
@@ -67,6 +67,7 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
         assert all(0 <= row["mean"] <= 1 and row["n"] == 1 for row in figures["table"].values())
         assert figures["gain_at_1"]["best_transfer"] in METHODS
         assert figures["scratch_recipes"]["1"]["steps"] == 2 and "far_target" in figures
+        assert figures["test_images"] == 10 * 10  # ten classes
     elif script == "notebook_cells.py":
         rows = figures["notebooks"]
         assert set(rows) == {"07", "10"}

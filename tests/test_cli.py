@@ -53,36 +53,47 @@ def test_output_to_a_file_whose_encoding_lacks_the_symbols_is_written_not_a_cras
     assert "? torch" in report and "everything needed is in place" in report
 
 
-def test_doctor_fails_on_a_thread_count_that_setup_would_refuse():
-    done = cli("doctor", env=dict(os.environ, COURSE_THREADS="all"))
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "✗ flags" in done.stdout and "COURSE_THREADS=all" in done.stdout
-    assert "fix: COURSE_THREADS='all' is not a positive whole number" in done.stdout
-    assert "1 problem(s) need fixing" in done.stdout
+def doctor_in_process(monkeypatch, capsys, **environment):
+    """``python -m course_utils doctor`` under ``environment``, run in this process (the two
+    tests above run the real command); (exit status, what it printed)."""
+    from course_utils.__main__ import main
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    status = main(["doctor"])
+    return status, capsys.readouterr().out
 
 
-def test_doctor_fails_on_a_misspelt_flag():
-    done = cli("doctor", env=dict(os.environ, COURSE_OFFLINE="ture"))
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "fix: COURSE_OFFLINE='ture' is neither on nor off" in done.stdout
-    assert "1 problem(s) need fixing" in done.stdout
+def test_doctor_fails_on_a_thread_count_that_setup_would_refuse(monkeypatch, capsys):
+    status, out = doctor_in_process(monkeypatch, capsys, COURSE_THREADS="all")
+    assert status == 1, out
+    assert "✗ flags" in out and "COURSE_THREADS=all" in out
+    assert "fix: COURSE_THREADS='all' is not a positive whole number" in out
+    assert "1 problem(s) need fixing" in out
 
 
-def test_doctor_explains_a_cache_path_that_is_a_file(tmp_path):
+def test_doctor_fails_on_a_misspelt_flag(monkeypatch, capsys):
+    status, out = doctor_in_process(monkeypatch, capsys, COURSE_OFFLINE="ture")
+    assert status == 1, out
+    assert "fix: COURSE_OFFLINE='ture' is neither on nor off" in out
+    assert "1 problem(s) need fixing" in out
+
+
+def test_doctor_explains_a_cache_path_that_is_a_file(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "data"
     blocker.write_text("not a folder")
-    done = cli("doctor", env=dict(os.environ, COURSE_DATA_DIR=str(blocker)))
-    assert f"{blocker} exists but is not a folder" in done.stdout
-    assert "fix: move that file away or set COURSE_DATA_DIR" in done.stdout
+    _, out = doctor_in_process(monkeypatch, capsys, COURSE_DATA_DIR=str(blocker))
+    assert f"{blocker} exists but is not a folder" in out
+    assert "fix: move that file away or set COURSE_DATA_DIR" in out
     assert blocker.read_text() == "not a folder", "doctor never touches what it reports"
 
 
-def test_doctor_does_not_count_a_failed_download_as_data(tmp_path):
+def test_doctor_does_not_count_a_failed_download_as_data(tmp_path, monkeypatch, capsys):
     (tmp_path / "MNIST" / "raw").mkdir(parents=True)  # what a failed MNIST download leaves
     (tmp_path / "cifar-10-batches-py").mkdir()
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"x" * 2_000_000)
-    done = cli("doctor", env=dict(os.environ, COURSE_DATA_DIR=str(tmp_path)))
-    line = next(x for x in done.stdout.splitlines() if "data cache" in x)
+    _, out = doctor_in_process(monkeypatch, capsys, COURSE_DATA_DIR=str(tmp_path))
+    line = next(x for x in out.splitlines() if "data cache" in x)
     assert "MNIST (empty: a download that failed)" in line
     assert "cifar-10-batches-py (2.0 MB)" in line, line  # the one folder that holds data
 
