@@ -71,7 +71,6 @@ def build_bundle(
     zip's path and the notebooks it grades. ValueError or FileExistsError say what to fix."""
     from course_utils.instructor.grading.collect import selected, source_notebooks
 
-    chosen = selected(source_notebooks(root / "notebooks"), only)  # a typo in --only stops here
     zip_path = Path(zip_path)
     if zip_path.is_dir():
         raise ValueError(
@@ -86,6 +85,8 @@ def build_bundle(
         raise ValueError(
             f"{blocked} is a file, so {zip_path} cannot be written under it; choose another --out"
         )
+    sources = source_notebooks(root / "notebooks")  # reads the hidden tests (and loads torch)
+    chosen = selected(sources, only)  # a typo in --only stops here
     try:
         zip_path.parent.mkdir(parents=True, exist_ok=True)
         partial = zip_path.with_name(zip_path.name + ".partial")
@@ -94,7 +95,6 @@ def build_bundle(
                 info = zipfile.ZipInfo(name)
                 info.external_attr = 0o755 << 16
                 bundle.writestr(info, text)
-            sources = source_notebooks(root / "notebooks")
             course = {name: list(source.exercise_ids) for name, source in sources.items()}
             bundle.writestr(f"course/{MANIFEST}", json.dumps(course, indent=1))
             files = [root / "notebooks" / name for name in chosen]
