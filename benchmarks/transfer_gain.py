@@ -63,7 +63,7 @@ def main() -> None:
         "--eval-per-class",
         type=int,
         default=None,
-        help="validate and test on the first N images of each class only (a quick check)",
+        help="validate and test on the first N images of each class only (a quick check; --far keeps its 100 per class)",
     )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)

@@ -162,10 +162,15 @@ def test_setup_sh_installs_the_lock_of_the_images_python_with_cpu_torch(root, tm
              *platforms, "--platform", "manylinux2014_x86_64", "-c", str(folder / "cpu.txt"), *wanted],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-    for python, run in runs.items():
-        _, stderr = run.communicate(timeout=600)
-        assert run.returncode == 0, (python, stderr[-2000:])
-        report = json.loads((tmp_path / ".".join(map(str, python)) / "report.json").read_text())
-        installed = {item["metadata"]["name"].lower() for item in report["install"]}
-        assert {"numpy", "matplotlib", "scikit-learn", "nbclient"} <= installed, python
-        assert not any(name.startswith("nvidia-") for name in installed), python
+    try:
+        for python, run in runs.items():
+            _, stderr = run.communicate(timeout=600)
+            assert run.returncode == 0, (python, stderr[-2000:])
+            report = json.loads((tmp_path / ".".join(map(str, python)) / "report.json").read_text())
+            installed = {item["metadata"]["name"].lower() for item in report["install"]}
+            assert {"numpy", "matplotlib", "scikit-learn", "nbclient"} <= installed, python
+            assert not any(name.startswith("nvidia-") for name in installed), python
+    finally:  # a failed or timed-out run leaves no pip behind
+        for run in runs.values():
+            run.kill()
+            run.wait()

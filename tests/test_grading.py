@@ -745,22 +745,32 @@ def test_a_sandbox_that_cannot_start_stops_the_batch(tmp_path, monkeypatch):
 def test_no_sandbox_starts_for_a_mistaken_command_or_a_class_with_nothing_to_grade(
     tmp_path, monkeypatch
 ):
-    """A wrong --only is reported before any sandbox exists; a class in which nobody submitted
-    a notebook gets its reports (every row 'missing') without one."""
+    """A wrong --only is reported before any sandbox exists, and writes nothing; a class in which
+    nobody submitted a notebook gets its reports (every row 'missing') without one, on a machine
+    that passes the sandbox's checks."""
     from course_utils.instructor.grading import pool
 
     def started(*args, **kwargs):
         raise AssertionError("a sandbox was started")
 
     monkeypatch.setattr(pool, "preflight", started)
+    monkeypatch.setattr(pool, "Zygote", started)
     (tmp_path / "subs" / "alice").mkdir(parents=True)
     (tmp_path / "subs" / "alice" / NB).write_text(SOURCE.read_text())
     with pytest.raises(ValueError, match="--only 42 names no course notebook"):
         grade_folder(tmp_path / "subs", tmp_path / "out", only=["42"])
+    assert not (tmp_path / "out").exists()
     (tmp_path / "subs" / "alice" / NB).unlink()
+    (tmp_path / "subs" / "bob").mkdir()
+    (tmp_path / "subs" / "bob" / "notes.ipynb").write_text("{not a notebook")
     rows = grade_folder(tmp_path / "subs", tmp_path / "out", only=["01"])
-    assert [(r.student, r.notebook, r.status) for r in rows] == [("alice", NB, "missing")]
+    assert [(r.student, r.notebook, r.status) for r in rows] == [
+        ("alice", NB, "missing"),
+        ("bob", NB, "missing"),
+    ]
+    assert "not recognised: 'notes.ipynb'" in rows[1].reason
     assert (tmp_path / "out" / "grades.csv").read_text().splitlines()[1].startswith("alice,")
+    assert grade_folder(tmp_path / "subs", tmp_path / "out2") == []  # nothing named, none submitted
 
 
 def test_the_graders_course_settings_change_no_grade(tmp_path, monkeypatch):

@@ -188,3 +188,54 @@ def test_grading_names_a_stub_reached_and_a_call_ruled_out(cells, error, feedbac
         return
     problem = case_problem(stage, None, call, test, Limits())
     assert problem.startswith(feedback), problem
+
+
+def test_a_stopped_grader_starts_no_zygote_and_kills_one_started_meanwhile(monkeypatch, tmp_path):
+    """After kill() (ctrl-c), a job whose zygote died is reported without a replacement; a
+    replacement that was already starting when kill() came is killed as soon as it exists."""
+    from course_utils.instructor import notebooks
+    from course_utils.instructor.grading import pool
+    from course_utils.instructor.grading.collect import source_notebooks
+
+    events, started = [], []
+
+    class FakeZygote:
+        on_start = None
+
+        def __init__(self, slot):
+            self.slot = len(started)  # tells the zygotes apart (all run in slot 0 here)
+            started.append(self)
+            events.append(("start", self.slot))
+            if FakeZygote.on_start:
+                FakeZygote.on_start()
+
+        def run(self, job):
+            raise RuntimeError("the sandbox process died")
+
+        def kill(self):
+            events.append(("kill", self.slot))
+
+        def close(self):
+            events.append(("close", self.slot))
+
+    monkeypatch.setattr(pool, "Zygote", FakeZygote)
+    sources = source_notebooks()
+    name = next(iter(sources))
+    grader = pool.Grader(sources, jobs=1)
+    grader.pool.put(FakeZygote(0))
+    grader.started.append(grader.pool.queue[0])
+    path = tmp_path / name
+    path.write_text(notebooks.notebook_paths()[0].read_text())
+
+    row = grader.grade_file("ada", path, sources[name])  # running: the dead zygote is replaced
+    assert row.status == "error" and events[-1][0] == "start"
+    grader.kill()
+    events.clear()
+    row = grader.grade_file("bob", path, sources[name])  # stopped: no replacement
+    assert row.status == "error" and not [e for e in events if e[0] == "start"], events
+
+    grader.stopped.clear()  # running again; this time ctrl-c comes while the replacement starts
+    FakeZygote.on_start = grader.kill
+    events.clear()
+    grader.grade_file("cy", path, sources[name])
+    assert events[-1] == ("kill", len(started) - 1), "the replacement itself is killed"

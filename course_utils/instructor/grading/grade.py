@@ -25,7 +25,7 @@ from course_utils.instructor.grading.collect import (
 )
 from course_utils.instructor.grading.reports import write_reports
 from course_utils.instructor.grading.results import NotebookResult
-from course_utils.instructor.grading.sandbox import Limits
+from course_utils.instructor.grading.sandbox import Limits, preflight
 
 
 def grade_folder(
@@ -48,7 +48,8 @@ def grade_folder(
     check_folders(submissions, out, replace=replace)
     sources = source_notebooks(notebooks_dir)
     tasks = list(collect(submissions, sources, only))  # an --only that names nothing stops here
-    if all(path is None for _, _, path, _ in tasks):  # nothing to run: no sandbox is started
+    if all(path is None for _, _, path, _ in tasks):  # nothing to run: no sandbox is started,
+        preflight()  # but the machine must be one that could have graded
         rows = [_unsubmitted(task, sources) for task in tasks]
     else:
         rows = _grade_tasks(tasks, sources, jobs, limits, progress)
@@ -65,7 +66,7 @@ def _unsubmitted(task, sources: dict[str, SourceNotebook]) -> NotebookResult:
 
 def _grade_tasks(tasks, sources, jobs: int, limits: Limits | None, progress: bool):
     """Every task's row, the submitted ones graded in a pool of ``jobs`` sandboxes."""
-    from course_utils.instructor.grading.pool import Grader  # loads torch: arguments are good
+    from course_utils.instructor.grading.pool import Grader  # the sandboxes: arguments are good
 
     with Grader(sources, jobs=jobs, limits=limits) as grader:
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import queue
 import secrets
 import select
@@ -19,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from course_utils.env import repo_root
-from course_utils.instructor.grading import isolation, submission, wire
+from course_utils.instructor.grading import submission, wire
 from course_utils.instructor.grading.collect import SourceNotebook
 from course_utils.instructor.grading.hidden import HIDDEN_DIR
 from course_utils.instructor.grading.results import NotebookResult
@@ -29,30 +28,9 @@ from course_utils.instructor.grading.sandbox import (
     Limits,
     SandboxUnavailable,
     call_stage,
+    preflight,
 )
 from course_utils.instructor.grading.score import hidden_calls, score
-
-
-def preflight() -> None:
-    """Raise :class:`SandboxUnavailable` unless this machine can isolate student code."""
-    if not sys.platform.startswith("linux"):
-        raise SandboxUnavailable(
-            "grading needs Linux namespaces; run it in a Linux container as root (for example "
-            "`docker run --rm -it --privileged -v $PWD:/course python:3.11 bash`)"
-        )
-    if os.geteuid() != 0:
-        raise SandboxUnavailable(
-            "grading must run as root so each submission can drop to an unprivileged user and get "
-            "its own network and mount namespaces; run `sudo .venv/bin/python -m course_utils grade ...` "
-            "or grade inside a container as root"
-        )
-    machine = platform.machine()
-    if machine not in isolation.PIVOT_ROOT:
-        raise SandboxUnavailable(
-            f"the sandbox's pivot_root is set up for {', '.join(isolation.PIVOT_ROOT)}, not "
-            f"{machine}; grade on one of those (a Linux container as root)"
-        )
-
 
 #: What the sandbox inherits of the grader's environment (an allow-list: the grader's tokens,
 #: paths and course settings stay out, so its shell changes no grade).
@@ -169,14 +147,29 @@ class Grader:
         self.close()
 
     def close(self) -> None:
-        for zygote in self.started:
+        with self.lock:
+            started = list(self.started)
+        for zygote in started:
             zygote.close()
 
     def kill(self) -> None:
         """Stop every sandbox at once (an interrupted run): running jobs end with them."""
-        self.stopped.set()
-        for zygote in self.started:
+        with self.lock:
+            self.stopped.set()
+            started = list(self.started)
+        for zygote in started:
             zygote.kill()
+
+    def _replace(self, slot: int) -> Zygote:
+        """A new zygote for a failed one's slot; killed at once if the run was stopped while it
+        started, so none outlives an interrupted run."""
+        zygote = Zygote(slot)
+        with self.lock:
+            self.started.append(zygote)
+            stopped = self.stopped.is_set()
+        if stopped:
+            zygote.kill()
+        return zygote
 
     def grade_file(self, student: str, path: Path, source: SourceNotebook) -> NotebookResult:
         """Grade one submitted notebook; never raises for anything the student did."""
@@ -202,9 +195,7 @@ class Grader:
             row.status, row.reason = "error", f"grader error ({exc}); grade this submission again"
             zygote.close()
             if not self.stopped.is_set():
-                zygote = Zygote(zygote.slot)
-                with self.lock:
-                    self.started.append(zygote)
+                zygote = self._replace(zygote.slot)
             return row
         finally:
             self.pool.put(zygote)

@@ -22,7 +22,9 @@ outside.
 from __future__ import annotations
 
 import os
+import platform
 import signal
+import sys
 from dataclasses import dataclass, field
 
 from course_utils.instructor.grading import isolation, seccomp, wire
@@ -37,6 +39,27 @@ class ReturnedNone(Exception):
 
 class SandboxUnavailable(RuntimeError):
     """The machine lacks a primitive the sandbox needs; the message says which and what to do."""
+
+
+def preflight() -> None:
+    """Raise :class:`SandboxUnavailable` unless this machine can isolate student code."""
+    if not sys.platform.startswith("linux"):
+        raise SandboxUnavailable(
+            "grading needs Linux namespaces; run it in a Linux container as root (for example "
+            "`docker run --rm -it --privileged -v $PWD:/course python:3.11 bash`)"
+        )
+    if os.geteuid() != 0:
+        raise SandboxUnavailable(
+            "grading must run as root so each submission can drop to an unprivileged user and get "
+            "its own network and mount namespaces; run `sudo .venv/bin/python -m course_utils grade ...` "
+            "or grade inside a container as root"
+        )
+    machine = platform.machine()
+    if machine not in isolation.PIVOT_ROOT:
+        raise SandboxUnavailable(
+            f"the sandbox's pivot_root is set up for {', '.join(isolation.PIVOT_ROOT)}, not "
+            f"{machine}; grade on one of those (a Linux container as root)"
+        )
 
 
 @dataclass(frozen=True)
