@@ -15,7 +15,7 @@ TINY = Budget(steps=2, batch_size=8, scratch_lrs=(1e-3, 3e-3), scratch_steps=(1,
 
 @pytest.fixture(scope="module")
 def pair():
-    return transfer.load_pair(None)
+    return transfer.load_pair(None, eval_per_class=20)  # 200 test images: quick, and enough
 
 
 def test_few_shot_draws_k_per_class_and_says_when_a_class_has_fewer():
