@@ -155,7 +155,7 @@ def test_setup_sh_installs_the_lock_of_the_images_python_with_cpu_torch(root, tm
         folder = tmp_path / ".".join(map(str, python))
         folder.mkdir()
         (folder / "cpu.txt").write_text("\n".join(kept) + "\n")
-        runs[python] = subprocess.Popen(
+        runs[python] = folder, subprocess.Popen(
             [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
              "--target", str(folder / "never"), "--report", str(folder / "report.json"),
              "--only-binary=:all:", "--implementation", "cp", "--python-version", ".".join(map(str, python)),
@@ -163,14 +163,14 @@ def test_setup_sh_installs_the_lock_of_the_images_python_with_cpu_torch(root, tm
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
     try:
-        for python, run in runs.items():
+        for python, (folder, run) in runs.items():
             _, stderr = run.communicate(timeout=600)
             assert run.returncode == 0, (python, stderr[-2000:])
-            report = json.loads((tmp_path / ".".join(map(str, python)) / "report.json").read_text())
+            report = json.loads((folder / "report.json").read_text())
             installed = {item["metadata"]["name"].lower() for item in report["install"]}
             assert {"numpy", "matplotlib", "scikit-learn", "nbclient"} <= installed, python
             assert not any(name.startswith("nvidia-") for name in installed), python
     finally:  # a failed or timed-out run leaves no pip behind
-        for run in runs.values():
+        for _, run in runs.values():
             run.kill()
             run.wait()

@@ -221,7 +221,7 @@ def test_a_stopped_grader_starts_no_zygote_and_kills_one_started_meanwhile(monke
     monkeypatch.setattr(pool, "Zygote", FakeZygote)
     sources = source_notebooks()
     name = next(iter(sources))
-    grader = pool.Grader(sources, jobs=1)
+    grader = pool.Grader(jobs=1)
     grader.pool.put(FakeZygote(0))
     grader.started.append(grader.pool.queue[0])
     path = tmp_path / name

@@ -68,7 +68,7 @@ def _grade_tasks(tasks, sources, jobs: int, limits: Limits | None, progress: boo
     """Every task's row, the submitted ones graded in a pool of ``jobs`` sandboxes."""
     from course_utils.instructor.grading.pool import Grader  # the sandboxes: arguments are good
 
-    with Grader(sources, jobs=jobs, limits=limits) as grader:
+    with Grader(jobs=jobs, limits=limits) as grader:
 
         def run(task):
             student, name, path, note = task

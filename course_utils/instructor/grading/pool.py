@@ -119,11 +119,8 @@ class Zygote:
 class Grader:
     """A pool of sandboxes; use as a context manager so no process outlives it."""
 
-    def __init__(
-        self, sources: dict[str, SourceNotebook], *, jobs: int = 2, limits: Limits | None = None
-    ) -> None:
+    def __init__(self, *, jobs: int = 2, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self.sources = sources
         self.jobs = max(1, jobs)
         self.pool: queue.Queue[Zygote] = queue.Queue()
         self.started: list[Zygote] = []
