@@ -1,8 +1,8 @@
-"""Notebook 07's ablation table trained long enough to read against seed noise: every variant of
+"""Notebook 08's ablation table trained long enough to read against seed noise: every variant of
 ``course_utils.ablation.VARIANTS`` from scratch with three seeds, on the CIFAR-10 training set
 (offline: the shapes10 stand-in), test accuracy per seed, their mean and range, and whether each
 variant's range clears the full network's. Prints one JSON line; ``--save`` also writes it where
-notebook 07 reads it (``course_utils/assets/alexnet_ablations.json``).
+notebook 08 reads it (``course_utils/assets/alexnet_ablations.json``).
 """
 
 import argparse

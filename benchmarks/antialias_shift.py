@@ -1,4 +1,4 @@
-"""Blurred subsampling (Zhang 2019) against plain max pooling under small shifts: notebook 08's
+"""Blurred subsampling (Zhang 2019) against plain max pooling under small shifts: notebook 09's
 shipped networks, three seeds of each, on centred shapes10 test images.
 
 For each variant and seed: accuracy unshifted and after a one-pixel shift (circular and zero

@@ -1,8 +1,8 @@
 """The whole course on one GPU: every notebook in default mode, offline, in order, each in a fresh
-Python process, then notebooks 06 and 07 again on the older GPUs' precision path
+Python process, then notebooks 06 and 08 again on the older GPUs' precision path
 (``COURSE_PRECISION=fp16``: fp16 autocast with a gradient scaler, as on Colab's T4).
 
-    python benchmarks/gpu_course.py [--only 06 07] [--fp16 06 07] [--timeout 900] [--tiny]
+    python benchmarks/gpu_course.py [--only 06 08] [--fp16 06 08] [--timeout 900] [--tiny]
 
 Prints one JSON line per run (notebook, precision, status, seconds, headline, peak GPU memory,
 the largest training run's accuracy and images/s), then a summary line with all of them.
@@ -187,7 +187,7 @@ def bring_missing(wheelhouse: Path) -> list[str]:
 
 def plan(only: list[str] | None, fp16: list[str] | None) -> list[tuple[Path, str]]:
     """(notebook, COURSE_PRECISION) for each run, in course order, the fp16 runs last: ``only``
-    (default: all) at the default precision, ``fp16`` (default: 06 and 07 where ``only`` has
+    (default: all) at the default precision, ``fp16`` (default: 06 and 08 where ``only`` has
     them) with fp16."""
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     chosen = [p for p in notebooks if not only or p.name[:2] in only]
@@ -198,7 +198,7 @@ def plan(only: list[str] | None, fp16: list[str] | None) -> list[tuple[Path, str
             f"{', '.join(p.name[:2] for p in notebooks)}"
         )
     if fp16 is None:
-        fp16 = [p.name[:2] for p in chosen if p.name[:2] in ("06", "07")]
+        fp16 = [p.name[:2] for p in chosen if p.name[:2] in ("06", "08")]
     return [(p, "auto") for p in chosen] + [(p, "fp16") for p in notebooks if p.name[:2] in fp16]
 
 
@@ -273,7 +273,7 @@ def main() -> None:
         default=None,
         metavar="NN",
         help="run these with COURSE_PRECISION=fp16 too, named in --only or not "
-        "(default: 06 and 07, where --only leaves them in)",
+        "(default: 06 and 08, where --only leaves them in)",
     )
     parser.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
     parser.add_argument("--tiny", action="store_true", help="COURSE_FAST=1, for a CPU")

@@ -2,7 +2,7 @@
 section to the summary), its longest prose cell in words and its longest code cell in lines.
 Prints one JSON line.
 
-    python benchmarks/notebook_cells.py [--only 07 10]
+    python benchmarks/notebook_cells.py [--only 07 08]
 """
 
 import argparse

@@ -8,7 +8,7 @@ test accuracy of every method of ``course_utils.transfer_methods`` (fine-tuning 
 norm-only tuning, frozen-feature probes) and of the controls: scratch (learning rate and steps
 chosen per k on the validation set), a linear probe on random weights, logistic regression on
 the pixels; mean and standard deviation over ``--seeds`` draws and initialisations. The same code
-and, by default, the same budget per run as notebook 09 on a CPU, at more values of k (the
+and, by default, the same budget per run as notebook 10 on a CPU, at more values of k (the
 notebook takes 1, 5 and all); ``--steps 60 --scratch-steps 100 200`` is the longer budget.
 ``--far`` adds the digits target (transfer's worst case). The goal: at 5 labels per class the best transfer method beats both
 the tuned scratch baseline and the random-weights probe by at least 25 points.

@@ -1,4 +1,4 @@
-"""Notebook 07's CIFAR-sized AlexNet recipe and its ablations: which parts of the network matter
+"""Notebook 08's CIFAR-sized AlexNet recipe and its ablations: which parts of the network matter
 (the lecture's table, after Zeiler and Fergus 2014, section 5.1, Table 3), with every variant
 trained from scratch over several seeds so that a difference can be read against seed noise.
 """
@@ -30,9 +30,9 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-#: Where ``benchmarks/alexnet_ablations.py --save`` writes the long run notebook 07 shows.
+#: Where ``benchmarks/alexnet_ablations.py --save`` writes the long run notebook 08 shows.
 MEASURED = "alexnet_ablations.json"
-#: The shipped CIFAR-sized AlexNet whose conv1 kernels notebook 07 shows offline, and how
+#: The shipped CIFAR-sized AlexNet whose conv1 kernels notebook 08 shows offline, and how
 #: ``python -m course_utils.ablation`` trained it (on the shapes10 stand-in of CIFAR-10). Its conv1
 #: starts at a tenth of the usual initial weights (the paper's N(0, 0.01^2) start was small too),
 #: so that what training writes into the kernels is not hidden under the random start.

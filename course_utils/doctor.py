@@ -106,7 +106,7 @@ def _torch() -> list[Finding]:
         found.append(
             Finding(
                 "device",
-                f"cpu ({os.cpu_count()} cores); notebook 07 trains a quarter-width AlexNet"
+                f"cpu ({os.cpu_count()} cores); notebook 08 trains a quarter-width AlexNet"
                 " for fewer epochs than on a GPU",
                 fix,
             )

@@ -1,4 +1,4 @@
-"""What a frozen network computes, and few-labelled samples: shared by notebooks 08 and 09.
+"""What a frozen network computes, and few-labelled samples: shared by notebooks 09 and 10.
 
 - :func:`few_shot` draws ``k`` labelled examples of every class (the "labels per class" axis of
   transfer learning), with a clear error when a class has fewer.

@@ -11,7 +11,7 @@ chooses is, per block: keep it frozen, tune it mildly, or start it afresh.
 - :func:`norm_parameters` lists the scale and shift of every normalisation layer.
 - :func:`fit_steps` trains for a number of optimisation steps with ``train.fit``.
 
-The methods of notebook 09 that use them are in ``course_utils.transfer_methods``.
+The methods of notebook 10 that use them are in ``course_utils.transfer_methods``.
 """
 
 from __future__ import annotations

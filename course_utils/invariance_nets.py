@@ -1,4 +1,4 @@
-"""The networks notebook 08 measures: a small CNN trained on shapes10 with and without blurred
+"""The networks notebook 09 measures: a small CNN trained on shapes10 with and without blurred
 subsampling, with a wider range of sizes, or at every angle; three seeds of each.
 
 Trained by ``python -m course_utils.invariance_nets`` (about 3 minutes on a 2-core CPU) and

@@ -140,7 +140,7 @@ class LRN(nn.Module):
 
     The window sums are one matrix product: the squares, channels last (N, H, W, C), times
     ``lrn_band`` (C, C). It computes what ``paper_lrn`` does to each slice, and its backward pass
-    is a matrix product too, where ``nn.LocalResponseNorm`` pads and pools (notebook 10 times
+    is a matrix product too, where ``nn.LocalResponseNorm`` pads and pools (notebook 11 times
     the two). It squares sqrt(alpha) * a rather than a, so float16 (autocast on older GPUs) holds
     the squares up to |a| of about 10,000 instead of 256, and runs the arithmetic around the
     product in at least float32."""

@@ -1,7 +1,7 @@
 """Training throughput and how much of a device it uses: FLOPs per training image (counted by
 ``torch.utils.flop_counter``, grouped weight gradients counted once), images per second of
 ``train.fit`` on batches already on the device, and the model FLOP utilisation (MFU): achieved
-FLOP/s over the device's dense peak. Used by notebook 10 and ``benchmarks/alexnet_throughput.py``.
+FLOP/s over the device's dense peak. Used by notebook 11 and ``benchmarks/alexnet_throughput.py``.
 """
 
 from __future__ import annotations

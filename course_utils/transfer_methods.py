@@ -1,4 +1,4 @@
-"""Notebook 09's methods and controls on a transfer pair, measured against labels per class.
+"""Notebook 10's methods and controls on a transfer pair, measured against labels per class.
 
 :class:`Experiment` draws ``k`` labelled target images per class (``features.few_shot``), applies
 one method, and returns its accuracy on the target's test set. Methods (:data:`METHODS`):

@@ -1,4 +1,4 @@
-"""The ReLU/tanh race of notebooks 06 and 07 (course_utils.activation_speed) and notebook 07's
+"""The ReLU/tanh race of notebooks 06 and 08 (course_utils.activation_speed) and notebook 08's
 ablation recipe, shipped long run and shipped network (course_utils.ablation)."""
 
 import dataclasses

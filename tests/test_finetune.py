@@ -1,5 +1,5 @@
 """Blocks, freezing, norm statistics, few-shot draws, frozen features and the methods of
-notebook 09 on the offline pair (a tiny budget: every code path, no figure)."""
+notebook 10 on the offline pair (a tiny budget: every code path, no figure)."""
 
 import numpy as np
 import pytest

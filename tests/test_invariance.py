@@ -1,4 +1,4 @@
-"""Notebook 08's package: transformations, feature measurements, blurred subsampling, the shipped
+"""Notebook 09's package: transformations, feature measurements, blurred subsampling, the shipped
 networks, activation maximisation, and the exercises' checks naming their common mistakes."""
 
 import math

@@ -10,7 +10,7 @@ from course_utils.instructor import notebooks
 
 PATHS = notebooks.notebook_paths()
 #: The course's last notebook (DESIGN.md section 3): its '## Next' ends the course.
-LAST = "09_"
+LAST = "10_"
 #: How an optional notebook's title ends; it is off the arc (a side trip from another notebook).
 OPTIONAL = "(optional)"
 SKELETON = [
@@ -205,7 +205,7 @@ def test_next_section_names_the_following_notebook_by_its_title():
 def test_optional_notebooks_come_after_the_arc_and_are_linked_from_it():
     titles = {p.name: notebooks.title(nbformat.read(p, as_version=4)) for p in PATHS}
     optional = [name for name, title in titles.items() if title.endswith(OPTIONAL)]
-    assert optional, "notebook 10 (making CNNs fast) is optional"
+    assert optional, "notebook 11 (making CNNs fast) is optional"
     assert all(name > LAST for name in optional), f"optional notebooks follow the arc: {optional}"
     arc = "".join(p.read_text() for p in PATHS if p.name not in optional)
     for name in optional:

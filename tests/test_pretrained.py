@@ -1,4 +1,4 @@
-"""The online path of notebook 09, run on local files in torchvision's own formats: pretrained
+"""The online path of notebook 10, run on local files in torchvision's own formats: pretrained
 weights in the cache under the file name torchvision expects, Flowers-102 in its layout; and
 every way it can fail, each with one clear line."""
 

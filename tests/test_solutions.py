@@ -14,8 +14,8 @@ from course_utils.checks.why_convolutions import measured_receptive_field
 from course_utils.instructor import notebooks
 
 PATHS = {p.name[:2]: p for p in notebooks.notebook_paths()}
-NB01, NB02, NB03, NB04, NB05, NB07 = (
-    notebooks.solution_namespace(PATHS[k]) for k in ("01", "02", "03", "04", "05", "07")
+NB01, NB02, NB03, NB04, NB05, NB07, NB08 = (
+    notebooks.solution_namespace(PATHS[k]) for k in ("01", "02", "03", "04", "05", "07", "08")
 )
 FAST = settings(max_examples=40, deadline=None)
 
@@ -192,5 +192,5 @@ def test_pca_colour_shift_matches_scikit_learn(n, side, seed):
         0, 3, 1, 2
     )
     alphas = rng.normal(scale=0.1, size=(n, 3))
-    got = NB07["pca_colour_shift"](torch.tensor(images), torch.tensor(alphas))
+    got = NB08["pca_colour_shift"](torch.tensor(images), torch.tensor(alphas))
     np.testing.assert_allclose(got.numpy(), pca_expected(images, alphas), atol=1e-10)

@@ -465,7 +465,7 @@ CORPUS = [
         edited("lenet-parameters", "c3 = 16 * (6 * 5 * 5 + 1)", "c3 = 1516"),
         "sparse table",
     ),
-    # notebook 07
+    # notebooks 07 and 08
     (
         "lrn",
         "PyTorch's alpha",
@@ -515,14 +515,14 @@ CORPUS = [
         edited("grouped-params", "(c_out if bias else 0)", "(groups if bias else 0)"),
         "one bias per group",
     ),
-    # notebook 08
+    # notebook 09
     (
         "shift-images",
         "the other way",
         edited("shift-images", "x.roll((dy, dx), dims=(2, 3))", "x.roll((-dy, -dx), dims=(2, 3))"),
         "the image moved the other way",
     ),
-    # notebook 10
+    # notebook 11
     (
         "space-to-depth",
         "F.pixel_unshuffle",

@@ -1,4 +1,4 @@
-"""Public checks for notebook 07 (AlexNet): LRN against ``nn.LocalResponseNorm``, PCA colour
+"""Public checks for notebooks 07 and 08 (AlexNet, training AlexNet): LRN against ``nn.LocalResponseNorm``, PCA colour
 augmentation against scikit-learn's PCA, a grouped convolution's parameters against
 ``nn.Conv2d``."""
 

@@ -1,4 +1,4 @@
-"""Public checks for notebook 08 (invariance and what CNNs see): shifting images, one projected
+"""Public checks for notebook 09 (invariance and what CNNs see): shifting images, one projected
 gradient-ascent step, blurred subsampling. References: ``invariance.shift``, autograd, and
 ``invariance.BlurPool``; each common mistake is named."""
 

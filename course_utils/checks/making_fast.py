@@ -1,4 +1,4 @@
-"""Public check for notebook 10 (making CNNs fast): space-to-depth against ``F.pixel_unshuffle``."""
+"""Public check for notebook 11 (making CNNs fast): space-to-depth against ``F.pixel_unshuffle``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Public checks for notebook 09 (transfer learning): what the student's code does to a network.
+"""Public checks for notebook 10 (transfer learning): what the student's code does to a network.
 
 Each check builds small networks (``checks.harnesses``), calls the student's function on them and
 tests behaviour: the learning rate an optimizer gives each parameter, which parameters have

@@ -1,4 +1,4 @@
-"""Hidden tests for notebook 07: other window sizes and constants for LRN, other batches for PCA."""
+"""Hidden tests for notebooks 07 and 08: other window sizes and constants for LRN, other batches for PCA."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Hidden tests for notebook 08: other shapes, shifts, units, step sizes and strides."""
+"""Hidden tests for notebook 09: other shapes, shifts, units, step sizes and strides."""
 
 import torch
 

@@ -1,4 +1,4 @@
-"""Hidden tests for notebook 10: other shapes and blocks."""
+"""Hidden tests for notebook 11: other shapes and blocks."""
 
 import torch.nn.functional as F
 

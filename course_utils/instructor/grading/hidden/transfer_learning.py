@@ -1,4 +1,4 @@
-"""Hidden tests for notebook 09: networks the student has not seen, built inside the sandbox from
+"""Hidden tests for notebook 10: networks the student has not seen, built inside the sandbox from
 plain numbers by ``checks.harnesses``; expected values here, from the public check's functions."""
 
 import numpy as np
