@@ -53,7 +53,12 @@ def test_the_bundle_grades_a_submission_under_any_name_or_nesting(tmp_path, root
         (root / "notebooks" / NB01).read_text()
     )
     results = _run(autograder)
-    assert results["score"] == 8.0 and all(t["score"] == t["max_score"] for t in results["tests"])
+    mine = [t for t in results["tests"] if t["name"].startswith(NB01)]
+    assert results["score"] == 8.0 and all(t["score"] == t["max_score"] for t in mine)
+    # the bundle's other notebooks are listed too, each with its points and why it got none
+    others = [t for t in results["tests"] if t not in mine]
+    assert len(others) == len(list((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))) - 1
+    assert all(t["score"] == 0 < t["max_score"] and t["output"] == "not submitted" for t in others)
     # a GitHub submission: the student's whole repository, checkpoints included
     shutil.rmtree(autograder / "submission")
     nested = autograder / "submission" / "notebooks"
@@ -62,7 +67,8 @@ def test_the_bundle_grades_a_submission_under_any_name_or_nesting(tmp_path, root
     (nested / ".ipynb_checkpoints" / "01_convolution_1d-checkpoint.ipynb").write_text("{")
     results = _run(autograder)
     assert results["score"] == 8.0, results
-    assert results["output"] == f"{NB01}: graded 'notebooks/{NB01}'"  # not a word of the checkpoint
+    assert results["output"].startswith(f"{NB01}: graded 'notebooks/{NB01}'; 02_")
+    assert "checkpoint" not in results["output"]  # not a word of the checkpoint
 
 
 @pytest.mark.sandbox

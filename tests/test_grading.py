@@ -26,6 +26,8 @@ pytestmark = pytest.mark.sandbox
 
 SOURCE = notebooks.notebook_paths()[0]
 NB = SOURCE.name
+#: AlexNet's notebook and the one split off it (its training), in course order
+ALEXNET, TRAINING = "07_alexnet.ipynb", "08_training_alexnet.ipynb"
 FULL = 8.0
 POINTS = {"convolve-full": 2.0, "conv-matrix": 3.0, "conv1d-windows": 3.0}
 LIMITS = Limits(wall=40, cell=3, call=2)
@@ -604,7 +606,7 @@ def test_a_renamed_notebook_is_found_by_its_exercises(batch):
     # the exact name wins; the other copy is named, not silently dropped
     assert rows["two_files"].score == FULL
     assert rows["two_files"].reason == (
-        f"'{NB.replace('.ipynb', ' (1).ipynb')}' holds the same exercises and was not graded"
+        f"'{NB.replace('.ipynb', ' (1).ipynb')}' also holds this notebook's exercises and was not graded as it"
     )
     assert rows["own_name"].status == "missing" and rows["own_name"].score == 0
     assert "not recognised: 'homework.ipynb' (the file is not valid JSON" in rows["own_name"].reason
@@ -794,11 +796,12 @@ def test_progress_counts_the_notebooks_graded(tmp_path, capsys):
 
 
 def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
-    """Solutions of every source notebook get full marks; the student release gets zero."""
+    """Solutions of every source notebook get full marks; the student release gets zero; a copy of
+    AlexNet's notebook from before it was split in two (07 and 08 in one file) gets both marks."""
     from course_utils.instructor.grading.hidden import hidden_tests
 
     submissions = tmp_path / "submissions"
-    for student in ("solved", "unattempted"):
+    for student in ("solved", "unattempted", "before_the_split"):
         (submissions / student).mkdir(parents=True)
     for path in notebooks.notebook_paths():
         nb = nbformat.read(path, as_version=4)
@@ -807,7 +810,21 @@ def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
             release_notebook(nb, repo_url="https://github.com/o/r", branch="main", name=path.name),
             submissions / "unattempted" / path.name,
         )
+    network, training = (
+        nbformat.read(SOURCE.parent / name, as_version=4) for name in (ALEXNET, TRAINING)
+    )
+    network.cells += training.cells[1:]  # the old 07: the network, then its training
+    nbformat.write(network, submissions / "before_the_split" / ALEXNET)
     rows = grade_folder(submissions, tmp_path / "out", jobs=2, limits=LIMITS)
+    old = {row.notebook: row for row in rows if row.student == "before_the_split"}
+    assert old[ALEXNET].score == old[ALEXNET].max_score > 0 and not old[ALEXNET].reason
+    assert old[TRAINING].score == old[TRAINING].max_score > 0, old[TRAINING].exercises
+    assert old[TRAINING].reason == (
+        f"graded this notebook's exercises in '{ALEXNET}', a file matched to another notebook "
+        "(a copy from before the course split a notebook in two?)"
+    )
+    assert {r.status for name, r in old.items() if name not in (ALEXNET, TRAINING)} == {"missing"}
+    rows = [row for row in rows if row.student != "before_the_split"]
     tests = hidden_tests()
     assert len(rows) == 2 * len(notebooks.notebook_paths())
     for row in rows:

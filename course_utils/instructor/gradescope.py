@@ -151,7 +151,8 @@ def _grade_upload(root: Path) -> dict:
     from course_utils.instructor.grading.grade import grade_folder
     from course_utils.instructor.grading.reports import gradescope_results
 
-    expected = ", ".join(sorted(source_notebooks()))
+    sources = source_notebooks()
+    expected = ", ".join(sorted(sources))
     uploaded = notebook_files(root / "submission")
     if not uploaded:
         return _message(
@@ -162,7 +163,9 @@ def _grade_upload(root: Path) -> dict:
         for relative in uploaded:  # grading matches files to notebooks, by name or content
             (student / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(root / "submission" / relative, student / relative, follow_symlinks=False)
-        rows = grade_folder(student.parent, Path(tmp) / "out", jobs=1)
+        # every notebook of the bundle gets a row: one not uploaded shows as not submitted
+        every = [name.removesuffix(".ipynb") for name in sources]
+        rows = grade_folder(student.parent, Path(tmp) / "out", jobs=1, only=every)
     if any(row.status != "missing" for row in rows):
         return gradescope_results(rows)
     other = _other_assignment(root, uploaded)

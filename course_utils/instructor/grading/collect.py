@@ -73,11 +73,13 @@ def assign(folder: Path, sources: dict[str, SourceNotebook]):
 
     A file named like a source notebook is that notebook (the one nearest the top, if several).
     Any other ``.ipynb`` is matched by the exercise cells it holds (Colab's "Copy of ...", a
-    browser's " (1)", a name of the student's own). Returns ({notebook: (path, note)}, [each
-    file matched to nothing, with the reason]).
+    browser's " (1)", a name of the student's own). A notebook still without a file is graded
+    from the first file that holds any of its exercises, though matched to another: a copy made
+    before the course split one notebook in two. Returns ({notebook: (path, note)}, [each file
+    matched to nothing, with the reason]).
     """
     files = notebook_files(folder)
-    found, unmatched = {}, []
+    found, unmatched, held = {}, [], {}
     for relative in files:
         if relative.name in sources and relative.name not in found:
             note = "" if relative.name == str(relative) else f"graded {relative.as_posix()!r}"
@@ -85,20 +87,32 @@ def assign(folder: Path, sources: dict[str, SourceNotebook]):
     graded = {path for path, _ in found.values()}
     for relative in files:
         path, shown = folder / relative, repr(relative.as_posix())
+        try:
+            nb = submission.load(path)
+        except submission.SubmissionError as exc:
+            if path not in graded:  # a named file's error is reported when it is graded
+                unmatched.append(f"{shown} ({exc})")
+            continue
+        held[relative] = set(submission.exercise_sources(nb)[0])
         if path in graded:
             continue
-        try:
-            name, why = match_source(submission.load(path), sources), "no exercise of this course"
-        except submission.SubmissionError as exc:
-            name, why = None, str(exc)
+        name = match_source(nb, sources)
         if name is None:
-            unmatched.append(f"{shown} ({why})")
+            unmatched.append(f"{shown} (no exercise of this course)")
         elif name in found:
             kept, note = found[name]
-            extra = f"{shown} holds the same exercises and was not graded"
+            extra = f"{shown} also holds this notebook's exercises and was not graded as it"
             found[name] = (kept, f"{note}; {extra}" if note else extra)
         else:
             found[name] = (path, f"graded {shown} as this notebook")
+    for name, source in sources.items():
+        holder = next((r for r, ids in held.items() if ids & set(source.exercise_ids)), None)
+        if name not in found and holder is not None:
+            found[name] = (
+                folder / holder,
+                f"graded this notebook's exercises in {holder.as_posix()!r}, a file matched to "
+                "another notebook (a copy from before the course split a notebook in two?)",
+            )
     return found, unmatched
 
 
