@@ -106,8 +106,10 @@ def assign(folder: Path, sources: dict[str, SourceNotebook]):
         else:
             found[name] = (path, f"graded {shown} as this notebook")
     for name, source in sources.items():
+        if name in found:
+            continue
         holder = next((r for r, ids in held.items() if ids & set(source.exercise_ids)), None)
-        if name not in found and holder is not None:
+        if holder is not None:
             found[name] = (
                 folder / holder,
                 f"graded this notebook's exercises in {holder.as_posix()!r}, a file matched to "
