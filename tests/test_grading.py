@@ -815,7 +815,10 @@ def test_every_notebook_is_gradable_solved_and_unattempted(tmp_path):
     )
     network.cells += training.cells[1:]  # the old 07: the network, then its training
     nbformat.write(network, submissions / "before_the_split" / ALEXNET)
-    rows = grade_folder(submissions, tmp_path / "out", jobs=2, limits=LIMITS)
+    # limits for a busy machine: the solutions' speed is not what this test checks
+    rows = grade_folder(
+        submissions, tmp_path / "out", jobs=2, limits=Limits(wall=120, cell=10, call=10)
+    )
     old = {row.notebook: row for row in rows if row.student == "before_the_split"}
     assert old[ALEXNET].score == old[ALEXNET].max_score > 0 and not old[ALEXNET].reason
     assert old[TRAINING].score == old[TRAINING].max_score > 0, old[TRAINING].exercises
