@@ -12,7 +12,7 @@ import zipfile
 import pytest
 import tomllib
 
-from course_utils.instructor import gradescope
+from course_utils.instructor import gradescope, notebooks
 
 NB01 = "01_convolution_1d.ipynb"
 
@@ -57,7 +57,7 @@ def test_the_bundle_grades_a_submission_under_any_name_or_nesting(tmp_path, root
     assert results["score"] == 8.0 and all(t["score"] == t["max_score"] for t in mine)
     # the bundle's other notebooks are listed too, each with its points and why it got none
     others = [t for t in results["tests"] if t not in mine]
-    assert len(others) == len(list((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))) - 1
+    assert len(others) == len(notebooks.notebook_paths(root / "notebooks")) - 1
     assert all(t["score"] == 0 < t["max_score"] and t["output"] == "not submitted" for t in others)
     # a GitHub submission: the student's whole repository, checkpoints included
     shutil.rmtree(autograder / "submission")
