@@ -1,7 +1,8 @@
 """Notebook 08's ablation table trained long enough to read against seed noise: every variant of
 ``course_utils.ablation.VARIANTS`` from scratch with three seeds, on the CIFAR-10 training set
 (offline: the shapes10 stand-in), test accuracy per seed, their mean and range, and whether each
-variant's range clears the full network's. Prints one JSON line; ``--save`` also writes it where
+variant's range clears the full network's, and accuracy on the training images themselves (for
+the gap that overfitting opens). Prints one JSON line; ``--save`` also writes it where
 notebook 08 reads it (``course_utils/assets/alexnet_ablations.json``).
 """
 
@@ -37,7 +38,7 @@ def main() -> None:
     variants = ablation.VARIANTS
     if args.tiny:
         args.epochs, args.images, args.seeds = 1, 128, 2
-        variants = {name: variants[name] for name in ("full network", "no LRN")}
+        variants = {name: variants[name] for name in ("full network", "no augmentation")}
     start = time.perf_counter()
     result = ablation.ablate(
         ablation.Recipe(width=args.width, device=device),
@@ -51,8 +52,11 @@ def main() -> None:
     table = {}
     for name, values in result.accuracy.items():
         mean, low, high = result.spread(name)
+        seen = result.train_accuracy[name]
         table[name] = {
             "accuracy": [round(v, 4) for v in values],
+            "train_accuracy": [round(v, 4) for v in seen],
+            "train_mean": round(sum(seen) / len(seen), 4),
             "mean": round(mean, 4),
             "low": round(low, 4),
             "high": round(high, 4),

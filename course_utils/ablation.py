@@ -1,6 +1,7 @@
 """Notebook 08's CIFAR-sized AlexNet recipe and its ablations: which parts of the network matter
-(the lecture's table, after Zeiler and Fergus 2014, section 5.1, Table 3), with every variant
-trained from scratch over several seeds so that a difference can be read against seed noise.
+(the lecture's table, after Zeiler and Fergus 2014, section 5.1, Table 3) and what augmentation and
+dropout do against overfitting, with every variant trained from scratch over several seeds so that
+a difference can be read against seed noise. The tables are in :mod:`course_utils.ablation_tables`.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -17,12 +18,14 @@ import torch
 from . import models, train
 from .loader import DeviceLoader
 
-#: Each variant's switches for ``models.AlexNet`` (one change from the full network).
+#: Each variant's switches (one change from the full network): ``models.AlexNet``'s, and the
+#: recipe's ``augment`` (random crops and flips while training).
 VARIANTS: dict[str, dict] = {
     "full network": {},
     "no LRN": {"lrn": False},
     "non-overlapping pooling": {"overlapping_pool": False},
     "no dropout": {"dropout": 0.0},
+    "no augmentation": {"augment": False},
     "remove layer 7": {"remove": ("fc7",)},
     "remove layers 6, 7": {"remove": ("fc6", "fc7")},
     "remove layers 3, 4": {"remove": ("conv3", "conv4")},
@@ -40,14 +43,48 @@ TRAINED = "alexnet_shapes10.pt"
 TRAINED_RECIPE = {"width": 0.25, "epochs": 15, "images": 10_000, "seed": 0, "conv1_scale": 0.1}
 
 
+def network_switches(options: dict) -> dict:
+    """A variant's switches for ``models.AlexNet``: all but the recipe's ``augment``."""
+    return {key: value for key, value in options.items() if key != "augment"}
+
+
+def _check_augment(augment) -> None:
+    if not isinstance(augment, bool):
+        raise ValueError(f"augment must be True or False; got {augment!r}")
+
+
+def _check_images(n, train_set) -> None:
+    if n is not None and not (type(n) is int and 0 < n <= len(train_set.y)):
+        raise ValueError(
+            f"n must be a whole number of images from 1 to {len(train_set.y)} (or None: all); "
+            f"got {n!r}"
+        )
+
+
 def _asset(name: str) -> Path:
     return Path(str(resources.files("course_utils").joinpath("assets", name)))
 
 
 def measured(path: Path | None = None) -> dict:
     """The long ablation run shipped with the package (or at ``path``): the JSON line of
-    ``benchmarks/alexnet_ablations.py`` (device, data, budget, per-variant accuracies per seed)."""
+    ``benchmarks/alexnet_ablations.py`` (device, data, budget, per-variant test and training
+    accuracies per seed)."""
     path = Path(path) if path is not None else _asset(MEASURED)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = None
+    if not is_long_run(record):
+        raise ValueError(
+            f"{path} is missing or not a result of benchmarks/alexnet_ablations.py; restore it "
+            "from the repository (git checkout) or run that script with --save"
+        )
+    return record
+
+
+def is_long_run(record) -> bool:
+    """Whether ``record`` is a whole line of ``benchmarks/alexnet_ablations.py``: every field
+    there, each variant's lists one entry per seed, accuracies between 0 and 1."""
 
     def share(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
@@ -56,36 +93,30 @@ def measured(path: Path | None = None) -> dict:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
     try:
-        record = json.loads(path.read_text())
         rows, seeds = record["variants"], record["seeds"]
-        good = (
+        return bool(
             "full network" in rows
             and isinstance(seeds, list)
             and len(seeds) > 0
             and all(isinstance(record[key], str) for key in ("device", "date", "data"))
             and all(positive(record[key]) for key in ("width", "images", "epochs", "seconds"))
             and all(
-                len(row["accuracy"]) == len(seeds)
+                len(row["accuracy"]) == len(seeds) == len(row["train_accuracy"])
                 and all(share(v) for v in (*row["accuracy"], row["mean"], row["low"], row["high"]))
+                and all(share(v) for v in (*row["train_accuracy"], row["train_mean"]))
                 and isinstance(row["beyond_noise"], bool)
                 for row in rows.values()
             )
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        good = False
-    if not good:
-        raise ValueError(
-            f"{path} is missing or not a result of benchmarks/alexnet_ablations.py; restore it "
-            "from the repository (git checkout) or run that script with --save"
-        )
-    return record
+    except (KeyError, TypeError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)
 class Recipe:
     """The CIFAR-sized AlexNet's training recipe: ``width`` scales every layer; AdamW with a
     one-cycle schedule peaking at ``lr``, weight decay 5e-4, gradients clipped to norm 2,
-    random crops (4 pixels of padding) and flips."""
+    random crops (4 pixels of padding) and flips unless ``train(augment=False)``."""
 
     width: float = 0.25
     batch: int = 64
@@ -96,7 +127,8 @@ class Recipe:
         """A fresh (N, 3, 32, 32) -> (N, 10) AlexNet; the seed fixes its weights, ``conv1_scale``
         multiplies conv1's initial weights."""
         torch.manual_seed(seed)
-        net = models.AlexNet(input_size=32, num_classes=10, width=self.width, **options)
+        switches = network_switches(options)  # a variant's augment is the training's, not the net's
+        net = models.AlexNet(input_size=32, num_classes=10, width=self.width, **switches)
         with torch.no_grad():
             net.features[0].weight.mul_(conv1_scale)
         return net.to(self.device)
@@ -110,22 +142,21 @@ class Recipe:
         val=None,
         progress: bool = False,
         conv1_scale: float = 1.0,
+        augment: bool = True,
         **options,
     ):
         """(model, History) after ``epochs`` on the first ``n`` images of ``train_set`` (its
-        ``x`` (N, 3, 32, 32) and ``y``); ``val`` (a loader) is evaluated after every epoch."""
-        if n is not None and not (isinstance(n, int) and 0 < n <= len(train_set.y)):
-            raise ValueError(
-                f"n must be a whole number of images from 1 to {len(train_set.y)} (or None: all); "
-                f"got {n!r}"
-            )
+        ``x`` (N, 3, 32, 32) and ``y``); ``val`` (a loader) is evaluated after every epoch;
+        ``augment=False`` trains on the images as they are (no crops, no flips)."""
+        _check_images(n, train_set)
+        _check_augment(augment)
         model = self.new(seed, conv1_scale, **options)
         loader = DeviceLoader(
             train_set.x[:n],
             train_set.y[:n],
             batch_size=self.batch,
-            crop_padding=4,
-            flip=True,
+            crop_padding=4 if augment else 0,
+            flip=augment,
             device=self.device,
             seed=seed,
         )
@@ -145,10 +176,12 @@ class Recipe:
 
 @dataclass
 class Ablation:
-    """Test accuracy per variant and seed (``accuracy[name][k]`` for ``seeds[k]``)."""
+    """Test accuracy per variant and seed (``accuracy[name][k]`` for ``seeds[k]``), and accuracy
+    on the images it trained on, unaugmented (``train_accuracy``, empty when not measured)."""
 
     seeds: tuple[int, ...]
     accuracy: dict[str, list[float]]
+    train_accuracy: dict[str, list[float]] = field(default_factory=dict)
 
     def spread(self, name: str) -> tuple[float, float, float]:
         """(mean, lowest, highest) test accuracy of ``name`` over the seeds."""
@@ -162,6 +195,22 @@ class Ablation:
         _, ref_low, ref_high = self.spread(reference)
         return high < ref_low or low > ref_high
 
+    def gaps(self, name: str) -> list[float]:
+        """Training minus test accuracy per seed: how much better ``name`` does on the images
+        it was trained on than on new ones (overfitting)."""
+        seen, test = (self.train_accuracy or {}).get(name), self.accuracy.get(name)
+        if seen is None or test is None or len(seen) != len(test):
+            raise ValueError(
+                f"variant {name!r} needs a test and a training accuracy for each seed; got "
+                f"{test!r} and {seen!r} (ablate() measures both)"
+            )
+        return [t - a for t, a in zip(seen, test, strict=True)]
+
+    def update(self, other: Ablation) -> None:
+        """Add ``other``'s variants (trained separately, e.g. with fewer seeds) to this one."""
+        self.accuracy.update(other.accuracy)
+        self.train_accuracy.update(other.train_accuracy)
+
 
 def ablate(
     recipe: Recipe,
@@ -174,171 +223,68 @@ def ablate(
     variants: dict[str, dict] = VARIANTS,
     progress: bool = True,
 ) -> Ablation:
-    """Train every variant from scratch with each seed and measure its test accuracy, printing
-    one line per variant as it finishes (``progress``). The variants' switches and the test set
-    are checked before any training."""
+    """Train every variant from scratch with each seed and measure its test accuracy and its
+    accuracy on the ``n`` training images (unaugmented, dropout off), printing one line per variant
+    as it finishes (``progress``). The variants' switches and the test set are checked before any
+    training."""
     seeds = tuple(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(
             f"seeds must be one or more different seeds; got {seeds} (a repeated seed repeats "
             "a run and makes the spread look smaller than it is)"
         )
+    _check_images(n, train_set)
     for name, options in dict(variants).items():
         try:
+            if not isinstance(options, dict):
+                raise TypeError(
+                    f"its switches must be a dict like {{'lrn': False}}; got {options!r}"
+                )
+            _check_augment(options.get("augment", True))
             with torch.device("meta"):
-                models.AlexNet(input_size=32, num_classes=10, width=recipe.width, **options)
+                models.AlexNet(
+                    input_size=32, num_classes=10, width=recipe.width, **network_switches(options)
+                )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"variant {name!r}: {exc}") from None
     train.check_batch(
         recipe.new().eval(), test_set.x[:1].to(recipe.device), test_set.y.to(recipe.device)
     )
-    test_loader = DeviceLoader(
-        test_set.x, test_set.y, batch_size=1000, shuffle=False, device=recipe.device
-    )
-    accuracy = {}
+
+    def loader(data, count=None):
+        return DeviceLoader(
+            data.x[:count], data.y[:count], batch_size=1000, shuffle=False, device=recipe.device
+        )
+
+    test_loader, seen_loader = loader(test_set), loader(train_set, n)
+    result = Ablation(seeds, {}, {})
     for number, (name, options) in enumerate(variants.items(), 1):
         start = time.perf_counter()
-        accuracy[name] = [
-            train.evaluate(recipe.train(train_set, epochs, n, seed, **options)[0], test_loader)[1]
-            for seed in seeds
-        ]
+        trained = [recipe.train(train_set, epochs, n, seed, **options)[0] for seed in seeds]
+        result.accuracy[name] = [train.evaluate(m, test_loader)[1] for m in trained]
+        result.train_accuracy[name] = [train.evaluate(m, seen_loader)[1] for m in trained]
         if progress:
-            shown = " ".join(f"{a:.1%}" for a in accuracy[name])
+            shown = " ".join(f"{a:.1%}" for a in result.accuracy[name])
             print(
                 f"variant {number}/{len(variants)} {name}: test accuracy {shown} "
                 f"({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
-    return Ablation(tuple(seeds), accuracy)
+    return result
 
 
 def parameters(width: float, **options) -> tuple[int, int]:
     """Parameters of the variant ``options``: (the CIFAR-sized network at ``width``, the
     227-pixel network), counted on the meta device (nothing is allocated)."""
+    switches = network_switches(options)
     with torch.device("meta"):
         return tuple(
             sum(p.numel() for p in net.parameters())
             for net in (
-                models.AlexNet(input_size=32, num_classes=10, width=width, **options),
-                models.AlexNet(**options),
+                models.AlexNet(input_size=32, num_classes=10, width=width, **switches),
+                models.AlexNet(**switches),
             )
         )
-
-
-def parameter_table(width: float, quoted: dict[str, str]) -> str:
-    """One line per variant: its parameters at ``width``, the weights it removes from the
-    227-pixel network, and the ``quoted`` figures beside it."""
-    quoted = quoted or {}
-    full = parameters(width)[1]
-    lines = [f"{'variant':26s} {'params (ours)':>13s} {'fewer (227)':>12s}  lecture (quoted)"]
-    for name, options in VARIANTS.items():
-        small, big = parameters(width, **options)
-        lines.append(f"{name:26s} {small:>13,} {full - big:>12,}  {quoted.get(name, '')}")
-    return "\n".join(lines)
-
-
-def result_table(result: Ablation, width: float, quoted: dict[str, str]) -> str:
-    """The trained table: each variant's accuracy per seed, its drop from the full network,
-    whether it lies beyond seed noise, its parameters and the ``quoted`` figures; then what a
-    reader must know to read it (the full network's range, a network near chance, variants
-    ahead of every seed of the full network)."""
-    if "full network" not in result.accuracy:
-        raise ValueError(
-            "the table reads every variant against the full network: train a 'full network' "
-            "variant too (ablation.VARIANTS has it)"
-        )
-    quoted = quoted or {}
-    full_acc, full_low, full_high = result.spread("full network")
-    full_big = parameters(width)[1]
-    lines = [
-        f"{'variant':26s} {'test acc (seeds)':>22s} {'drop':>7s} {'beyond noise':>12s} "
-        f"{'params (ours)':>13s} {'fewer (227)':>12s}  lecture (quoted)"
-    ]
-    for name in result.accuracy:
-        acc, _, _ = result.spread(name)
-        if name in VARIANTS:
-            small, big = parameters(width, **VARIANTS[name])
-            sizes = f"{small:>13,} {full_big - big:>12,}"
-        else:  # a variant of the reader's own: its switches are not known here
-            sizes = f"{'-':>13s} {'-':>12s}"
-        seeds = " ".join(f"{a:.1%}" for a in result.accuracy[name])
-        one_seed = len(result.accuracy[name]) == 1  # one draw against a range of three: 50 % alarms
-        noise = (
-            "-"
-            if name == "full network" or one_seed
-            else "yes"
-            if result.beyond_noise(name)
-            else "no"
-        )
-        lines.append(
-            f"{name:26s} {seeds:>22s} {full_acc - acc:+7.1%} {noise:>12s} {sizes}  "
-            f"{quoted.get(name, '')}"
-        )
-    lines.append(
-        f"\nfull network over {len(result.accuracy['full network'])} seeds: {full_low:.1%} to "
-        f"{full_high:.1%}; 'beyond noise': the variant's seeds all lie outside that range ('-' for "
-        "one seed: with no real difference, one draw lies outside a range of three half the time)"
-    )
-    if full_acc < 2 * 0.1:  # ten classes: chance is 10 %
-        lines.append(
-            f"The full network reached only {full_acc:.0%} on this budget, close to chance (10 %): "
-            "it has barely started to learn, so the drops above say which variant starts fastest, "
-            "not what its layers are worth."
-        )
-    ahead = [name for name in result.accuracy if result.spread(name)[1] > full_high]
-    if ahead:
-        lines.append(
-            f"Ahead of every seed of the full network: {', '.join(ahead)}. On a budget this short, "
-            "fewer weights to fit (or no dropout, which the paper says doubles the iterations "
-            "needed) can mean faster early learning."
-        )
-    return "\n".join(lines)
-
-
-def long_run_table(run: dict) -> str:
-    """The long run of :func:`measured`: where and how it was measured, each variant's accuracy
-    per seed, mean and drop, and which variants lie beyond seed noise in which direction."""
-    missing = [
-        k
-        for k in (
-            "device",
-            "date",
-            "data",
-            "width",
-            "epochs",
-            "images",
-            "seeds",
-            "seconds",
-            "variants",
-        )
-        if k not in run
-    ]
-    if missing or "full network" not in run.get("variants", {}):
-        raise ValueError(
-            f"not a result of benchmarks/alexnet_ablations.py (missing {missing or 'full network'}):"
-            " read it with ablation.measured()"
-        )
-    lines = [
-        f"benchmarks/alexnet_ablations.py on {run['device']}, {run['date']}: {run['data']}, "
-        f"width {run['width']}, {run['epochs']} epochs on {run['images']:,} images, "
-        f"seeds {run['seeds']} ({run['seconds'] / 60:.0f} min)",
-        f"{'variant':26s} {'test acc per seed':>24s} {'mean':>7s} {'drop':>7s}  beyond noise",
-    ]
-    reference = run["variants"]["full network"]["mean"]
-    for name, row in run["variants"].items():
-        seeds = " ".join(f"{a:.1%}" for a in row["accuracy"])
-        noise = "-" if name == "full network" else "yes" if row["beyond_noise"] else "no"
-        lines.append(
-            f"{name:26s} {seeds:>24s} {row['mean']:7.1%} {reference - row['mean']:+7.1%}  {noise}"
-        )
-    clear = {n: row["mean"] for n, row in run["variants"].items() if row["beyond_noise"]}
-    better = [n for n, mean in clear.items() if mean > reference]
-    worse = [n for n, mean in clear.items() if mean < reference]
-    lines.append(
-        f"\nbeyond seed noise, better than the full network: {', '.join(better) or 'none'}; "
-        f"worse: {', '.join(worse) or 'none'}"
-    )
-    return "\n".join(lines)
 
 
 def trained_alexnet(device="cpu", path: Path | None = None) -> models.AlexNet:

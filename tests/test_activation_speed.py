@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from course_utils import ablation, activation_speed, datasets, train
+from course_utils import ablation, ablation_tables, activation_speed, datasets, train
 from course_utils.activation_speed import Race, Run
+from course_utils.loader import DeviceLoader
 
 
 def separable(n=256, seed=0):
@@ -119,6 +120,13 @@ def test_ablation_spread_and_noise_test():
     )
     assert result.spread("full network") == (pytest.approx(0.55), 0.5, 0.6)
     assert result.beyond_noise("a") and not result.beyond_noise("b")
+    seen = ablation.Ablation((0, 1), {"a": [0.5, 0.6]}, {"a": [0.9, 0.7]})
+    assert seen.gaps("a") == pytest.approx([0.4, 0.1])  # training minus test accuracy, per seed
+    seen.update(ablation.Ablation((0,), {"b": [0.3]}, {"b": [0.35]}))  # trained separately
+    assert seen.accuracy["b"] == [0.3] and seen.gaps("b") == pytest.approx([0.05])
+    for broken in (result, ablation.Ablation((0, 1), {"a": [0.5, 0.6]}, {"a": [0.9]})):
+        with pytest.raises(ValueError, match="variant 'a' needs a test and a training accuracy"):
+            broken.gaps("a")
 
 
 def test_ablate_checks_seeds_and_variants_before_training(tmp_path):
@@ -128,25 +136,48 @@ def test_ablate_checks_seeds_and_variants_before_training(tmp_path):
         ablation.ablate(recipe, data, data, epochs=1, n=64, seeds=(0, 0))
     with pytest.raises(ValueError, match="variant 'typo'"):
         ablation.ablate(recipe, data, data, epochs=1, n=64, variants={"typo": {"lnr": False}})
+    with pytest.raises(ValueError, match="variant 'odd': augment must be True or False; got 'no'"):
+        ablation.ablate(recipe, data, data, epochs=1, n=64, variants={"odd": {"augment": "no"}})
+    with pytest.raises(ValueError, match="variant 'v': its switches must be a dict"):
+        ablation.ablate(recipe, data, data, epochs=1, n=64, variants={"v": None})
+    for n in ("64", 2.5, True):
+        with pytest.raises(ValueError, match="n must be a whole number"):
+            ablation.ablate(recipe, data, data, epochs=1, n=n)
+    with pytest.raises(ValueError, match="augment must be True or False; got None"):
+        recipe.train(data, 1, 32, augment=None)
+    unaugmented = recipe.new(**ablation.VARIANTS["no augmentation"])  # the same net: augment is
+    assert str(unaugmented) == str(recipe.new())  # the training's switch, not the network's
     with pytest.raises(ValueError, match="n must be a whole number"):
         recipe.train(data, 1, -10)
 
 
-def test_ablate_trains_each_variant_per_seed(tmp_path, capsys):
+def test_ablate_trains_each_variant_per_seed(tmp_path, capsys, monkeypatch):
     train_set = datasets.load_dataset("cifar10", "train", root=tmp_path, download=False, quiet=True)
     test_set = datasets.load_dataset("cifar10", "test", root=tmp_path, download=False, quiet=True)
     test_set = dataclasses.replace(test_set, x=test_set.x[:64], y=test_set.y[:64])
-    variants = {"full network": {}, "no LRN": {"lrn": False}}
+    variants = {"full network": {}, "no LRN": {"lrn": False}, "no augmentation": {"augment": False}}
+    loaders = []  # (images, crop_padding, flip) of every loader ablate makes
+
+    def recording(x, y, **kwargs):
+        loaders.append((len(x), kwargs.get("crop_padding", 0), kwargs.get("flip", False)))
+        return DeviceLoader(x, y, **kwargs)
+
+    monkeypatch.setattr(ablation, "DeviceLoader", recording)
     recipe = ablation.Recipe(width=0.125, batch=32)
     result = ablation.ablate(
         recipe, train_set, test_set, epochs=1, n=64, seeds=(0, 1), variants=variants
     )
-    assert set(result.accuracy) == set(variants)
-    assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in result.accuracy.values())
+    assert set(result.accuracy) == set(result.train_accuracy) == set(variants)
+    for table in (result.accuracy, result.train_accuracy):
+        assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in table.values())
+    # evaluation on the test set and the 64 training images, unaugmented; then each training run
+    # (two seeds per variant) crops and flips, except "no augmentation"
+    assert loaders == [(64, 0, False)] * 2 + [(64, 4, True)] * 4 + [(64, 0, False)] * 2
     lines = capsys.readouterr().out.splitlines()  # one named line per variant as it finishes
     assert [line.split(":")[0] for line in lines] == [
-        "variant 1/2 full network",
-        "variant 2/2 no LRN",
+        "variant 1/3 full network",
+        "variant 2/3 no LRN",
+        "variant 3/3 no augmentation",
     ]
 
 
@@ -154,8 +185,15 @@ def test_the_shipped_long_run_is_read_and_a_broken_one_is_refused(tmp_path):
     record = ablation.measured()
     assert set(record["variants"]) == set(ablation.VARIANTS) and len(record["seeds"]) >= 3
     for row in record["variants"].values():
-        assert len(row["accuracy"]) == len(record["seeds"])
+        assert len(row["accuracy"]) == len(row["train_accuracy"]) == len(record["seeds"])
         assert row["low"] <= row["mean"] <= row["high"]
+        assert min(row["train_accuracy"]) <= row["train_mean"] <= max(row["train_accuracy"])
+    no_train = json.loads(json.dumps(record))  # a run from before training accuracy was measured
+    for row in no_train["variants"].values():
+        del row["train_accuracy"]
+    (tmp_path / "old.json").write_text(json.dumps(no_train))
+    with pytest.raises(ValueError, match="run that script with --save"):
+        ablation.measured(tmp_path / "old.json")
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({"variants": {"no LRN": {}}}))
     with pytest.raises(ValueError, match="not a result of benchmarks/alexnet_ablations.py"):
@@ -262,34 +300,95 @@ def test_race_curves_draws_each_race_and_skips_runs_shorter_than_the_window():
 
 def test_the_ablation_tables_say_what_a_reader_needs():
     quoted = {"remove layer 7": "1.1 %, 16 M fewer"}
-    columns = ablation.parameter_table(0.25, quoted).splitlines()
+    columns = ablation_tables.parameter_table(0.25, quoted).splitlines()
     assert len(columns) == 1 + len(ablation.VARIANTS)
     fc7 = next(line for line in columns if line.startswith("remove layer 7"))
     assert "16,781,312" in fc7 and fc7.endswith("1.1 %, 16 M fewer")  # 4096 x 4096 + 4096
     result = ablation.Ablation(
         (0, 1, 2),
         {"full network": [0.15, 0.16, 0.17], "no LRN": [0.3, 0.31, 0.32], "no dropout": [0.2]},
+        {"full network": [0.25, 0.26, 0.27], "no LRN": [0.3, 0.31, 0.35]},
     )
-    table = ablation.result_table(result, 0.25, quoted)
+    table = ablation_tables.result_table(result, 0.25, quoted)
     rows = {line.split("  ")[0].strip(): line for line in table.splitlines()[1:4]}
     assert " yes " in rows["no LRN"] and " - " in rows["no dropout"]  # one seed: no verdict
+    assert " +10.0% " in rows["full network"] and " +1.0% " in rows["no LRN"]  # training - test
+    assert rows["no dropout"].split()[2:6] == ["20.0%", "-4.0%", "-", "-"]  # no training accuracy
     assert "close to chance" in table  # the full network at 16 %
     assert "Ahead of every seed of the full network: no LRN, no dropout" in table
-    long_run = ablation.long_run_table(ablation.measured())
+    long_run = ablation_tables.long_run_table(ablation.measured())
     record = ablation.measured()
     worse = [
         n
         for n, r in record["variants"].items()
         if r["beyond_noise"] and r["mean"] < record["variants"]["full network"]["mean"]
     ]
-    assert long_run.splitlines()[-1].endswith(f"worse: {', '.join(worse) or 'none'}")
+    ends = [line for line in long_run.splitlines() if line.startswith("beyond seed noise, better")]
+    assert ends[0].endswith(f"worse: {', '.join(worse) or 'none'}")
+    rows = long_run.splitlines()[1 : 2 + len(record["variants"])]
+    assert len({len(line) for line in rows}) == 1  # the columns line up
     assert record["device"] in long_run.splitlines()[0]
+
+
+def _long_run(seeds, **rows):
+    """A record shaped like benchmarks/alexnet_ablations.py's: rows are (test, training) lists."""
+    variants = {
+        name.replace("_", " "): {
+            "accuracy": test,
+            "train_accuracy": seen,
+            "train_mean": sum(seen) / len(seen),
+            "mean": sum(test) / len(test),
+            "low": min(test),
+            "high": max(test),
+            "beyond_noise": False,
+        }
+        for name, (test, seen) in rows.items()
+    }
+    return {"device": "CPU", "date": "2026-12-06", "data": "shapes10 stand-in", "width": 0.25,
+            "epochs": 20, "images": 3000, "seconds": 60.0, "seeds": seeds, "variants": variants}  # fmt: skip
+
+
+def test_the_long_run_table_reads_the_training_test_gap_against_seed_noise():
+    run = _long_run(
+        [0, 1, 2],
+        full_network=([0.90, 0.91, 0.92], [0.95, 0.97, 0.99]),  # gaps 5 to 7 points
+        no_dropout=([0.90, 0.90, 0.90], [0.99, 1.00, 0.98]),  # 8 to 10: wider at every seed
+        no_augmentation=([0.92, 0.93, 0.94], [0.94, 0.95, 0.96]),  # 2 each: narrower
+        no_LRN=([0.90, 0.91, 0.92], [0.94, 0.99, 0.98]),  # 4 to 8: overlaps
+    )
+    table = ablation_tables.long_run_table(run)
+    assert table.splitlines()[-3] == (
+        "gap (training minus test accuracy) beyond seed noise, every seed's gap outside the full "
+        "network's +5.0% to +7.0%: wider (more overfitting): no dropout; narrower: no augmentation"
+    )
+    row = next(line for line in table.splitlines() if line.startswith("no dropout"))
+    assert row.split()[-4:] == ["+9.0%", "(+8.0%", "to", "+10.0%)"]  # mean gap and its range
+    assert table.splitlines()[-1] == (  # the full network's training accuracy is 97 %
+        "The full network fits only 97.0% of its own training images: on this budget it is still "
+        "learning them, so there is little overfitting for augmentation or dropout to prevent, and "
+        "a narrow gap here says nothing about a longer run."
+    )
+    one = _long_run([0], full_network=([0.9], [0.995]), no_dropout=([0.9], [1.0]))
+    lines = ablation_tables.long_run_table(one).splitlines()
+    assert "needs two or more seeds" in lines[-2] and "worse:" in lines[-1]  # 99.5 %: no remark
 
 
 def test_the_ablation_tables_refuse_what_they_cannot_read():
     own = ablation.Ablation((0,), {"full network": [0.5], "my variant": [0.6]})
-    assert "my variant" in ablation.result_table(own, 0.25, None)  # no parameter columns for it
+    assert "my variant" in ablation_tables.result_table(
+        own, 0.25, None
+    )  # no parameter columns for it
     with pytest.raises(ValueError, match="full network"):
-        ablation.result_table(ablation.Ablation((0,), {"no LRN": [0.5]}), 0.25, {})
+        ablation_tables.result_table(ablation.Ablation((0,), {"no LRN": [0.5]}), 0.25, {})
     with pytest.raises(ValueError, match="not a result of benchmarks/alexnet_ablations.py"):
-        ablation.long_run_table({})
+        ablation_tables.long_run_table({})
+    good = _long_run([0, 1], full_network=([0.9, 0.8], [0.95, 0.9]))
+    for field, value in (
+        ("train_accuracy", [0.9]),
+        ("accuracy", ["0.9", 0.8]),
+        ("train_mean", None),
+    ):
+        broken = json.loads(json.dumps(good))  # a line from an older script, or edited by hand
+        broken["variants"]["full network"][field] = value
+        with pytest.raises(ValueError, match="rerun that script with --save"):
+            ablation_tables.long_run_table(broken)

@@ -79,12 +79,13 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
         assert figures["epochs"] == 1 and figures["seeds"] == [0, 1]
         rows = figures["variants"]
         assert (
-            set(rows) == {"full network", "no LRN"}
+            set(rows) == {"full network", "no augmentation"}
             and rows["full network"]["beyond_noise"] is False
         )
-        assert all(
-            r["low"] <= r["mean"] <= r["high"] and len(r["accuracy"]) == 2 for r in rows.values()
-        )
+        for r in rows.values():
+            assert r["low"] <= r["mean"] <= r["high"] and len(r["accuracy"]) == 2
+            assert len(r["train_accuracy"]) == 2
+            assert min(r["train_accuracy"]) <= r["train_mean"] <= max(r["train_accuracy"])
     elif script == "antialias_shift.py":
         assert figures["images"] == 40 and figures["seeds"] == 2
         plain = figures["table"]["plain"]
