@@ -1,8 +1,8 @@
 """Notebook 08's ablation table trained long enough to read against seed noise: every variant of
 ``course_utils.ablation.VARIANTS`` from scratch with three seeds, on the CIFAR-10 training set
 (offline: the shapes10 stand-in), test accuracy per seed, their mean and range, and whether each
-variant's range clears the full network's, and accuracy on the training images themselves (for
-the gap that overfitting opens). Prints one JSON line; ``--save`` also writes it where
+variant's range clears the full network's, and accuracy and loss on the training images themselves
+(test minus training loss is the gap that overfitting opens). Prints one JSON line; ``--save`` also writes it where
 notebook 08 reads it (``course_utils/assets/alexnet_ablations.json``).
 """
 
@@ -57,6 +57,8 @@ def main() -> None:
             "accuracy": [round(v, 4) for v in values],
             "train_accuracy": [round(v, 4) for v in seen],
             "train_mean": round(sum(seen) / len(seen), 4),
+            "test_loss": [round(v, 4) for v in result.test_loss[name]],
+            "train_loss": [round(v, 4) for v in result.train_loss[name]],
             "mean": round(mean, 4),
             "low": round(low, 4),
             "high": round(high, 4),

@@ -50,7 +50,20 @@ def network_switches(options: dict) -> dict:
 
 def _check_augment(augment) -> None:
     if not isinstance(augment, bool):
-        raise ValueError(f"augment must be True or False; got {augment!r}")
+        raise ValueError(f"augment must be True or False (a Python bool); got {augment!r}")
+
+
+def check_accuracies(name, values) -> None:
+    """A variant's accuracies: one or more numbers from 0 to 1 (ValueError naming ``name``)."""
+    if not (
+        isinstance(values, (list, tuple))
+        and values
+        and all(type(v) in (int, float) and 0 <= v <= 1 for v in values)
+    ):
+        raise ValueError(
+            f"variant {name!r}: accuracies must be a list of one or more numbers from 0 to 1, one "
+            f"per seed (a tensor: .item(); a percentage: divide by 100); got {values!r}"
+        )
 
 
 def _check_images(n, train_set) -> None:
@@ -84,10 +97,14 @@ def measured(path: Path | None = None) -> dict:
 
 def is_long_run(record) -> bool:
     """Whether ``record`` is a whole line of ``benchmarks/alexnet_ablations.py``: every field
-    there, each variant's lists one entry per seed, accuracies between 0 and 1."""
+    there, each variant's lists one entry per (different) seed, accuracies between 0 and 1,
+    losses finite and not negative. Means and ranges are recomputed from the lists, not read."""
 
     def share(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+
+    def loss(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf")
 
     def positive(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
@@ -98,13 +115,17 @@ def is_long_run(record) -> bool:
             "full network" in rows
             and isinstance(seeds, list)
             and len(seeds) > 0
+            and len(set(seeds)) == len(seeds)
             and all(isinstance(record[key], str) for key in ("device", "date", "data"))
             and all(positive(record[key]) for key in ("width", "images", "epochs", "seconds"))
             and all(
-                len(row["accuracy"]) == len(seeds) == len(row["train_accuracy"])
-                and all(share(v) for v in (*row["accuracy"], row["mean"], row["low"], row["high"]))
-                and all(share(v) for v in (*row["train_accuracy"], row["train_mean"]))
-                and isinstance(row["beyond_noise"], bool)
+                len(seeds)
+                == len(row["accuracy"])
+                == len(row["train_accuracy"])
+                == len(row["test_loss"])
+                == len(row["train_loss"])
+                and all(share(v) for v in (*row["accuracy"], *row["train_accuracy"]))
+                and all(loss(v) for v in (*row["test_loss"], *row["train_loss"]))
                 for row in rows.values()
             )
         )
@@ -176,12 +197,16 @@ class Recipe:
 
 @dataclass
 class Ablation:
-    """Test accuracy per variant and seed (``accuracy[name][k]`` for ``seeds[k]``), and accuracy
-    on the images it trained on, unaugmented (``train_accuracy``, empty when not measured)."""
+    """Test accuracy per variant and seed (``accuracy[name][k]`` for ``seeds[k]``; a variant
+    added by :meth:`update` may have fewer, the first seeds); accuracy on the images it trained
+    on, unaugmented (``train_accuracy``), and the mean cross-entropy on both (``train_loss``,
+    ``test_loss``), each empty when not measured."""
 
     seeds: tuple[int, ...]
     accuracy: dict[str, list[float]]
     train_accuracy: dict[str, list[float]] = field(default_factory=dict)
+    train_loss: dict[str, list[float]] = field(default_factory=dict)
+    test_loss: dict[str, list[float]] = field(default_factory=dict)
 
     def spread(self, name: str) -> tuple[float, float, float]:
         """(mean, lowest, highest) test accuracy of ``name`` over the seeds."""
@@ -196,20 +221,32 @@ class Ablation:
         return high < ref_low or low > ref_high
 
     def gaps(self, name: str) -> list[float]:
-        """Training minus test accuracy per seed: how much better ``name`` does on the images
-        it was trained on than on new ones (overfitting)."""
-        seen, test = (self.train_accuracy or {}).get(name), self.accuracy.get(name)
+        """Test minus training loss per seed (cross-entropy, nats): how much worse ``name`` fits
+        new images than the ones it trained on (overfitting). Unlike training minus test
+        accuracy, it has no ceiling when the test accuracy nears 100 %."""
+        seen, test = (self.train_loss or {}).get(name), (self.test_loss or {}).get(name)
         if seen is None or test is None or len(seen) != len(test):
             raise ValueError(
-                f"variant {name!r} needs a test and a training accuracy for each seed; got "
+                f"variant {name!r} needs a test and a training loss for each seed; got "
                 f"{test!r} and {seen!r} (ablate() measures both)"
             )
-        return [t - a for t, a in zip(seen, test, strict=True)]
+        return [t - s for s, t in zip(seen, test, strict=True)]
 
     def update(self, other: Ablation) -> None:
-        """Add ``other``'s variants (trained separately, e.g. with fewer seeds) to this one."""
+        """Add ``other``'s variants, trained separately with these seeds or the first of them;
+        a variant in both takes ``other``'s accuracies, training accuracies included."""
+        if not isinstance(other, Ablation) or tuple(self.seeds[: len(other.seeds)]) != tuple(
+            other.seeds
+        ):
+            raise ValueError(
+                f"update() takes the Ablation that ablate() returns, trained with seeds "
+                f"{tuple(self.seeds)} or the first of them; got {other!r}"
+            )
+        for table in ("train_accuracy", "train_loss", "test_loss"):
+            mine, theirs = getattr(self, table) or {}, getattr(other, table) or {}
+            kept = {k: v for k, v in mine.items() if k not in other.accuracy}
+            setattr(self, table, {**kept, **theirs})
         self.accuracy.update(other.accuracy)
-        self.train_accuracy.update(other.train_accuracy)
 
 
 def ablate(
@@ -223,19 +260,34 @@ def ablate(
     variants: dict[str, dict] = VARIANTS,
     progress: bool = True,
 ) -> Ablation:
-    """Train every variant from scratch with each seed and measure its test accuracy and its
-    accuracy on the ``n`` training images (unaugmented, dropout off), printing one line per variant
+    """Train every variant from scratch with each seed and measure its test accuracy and loss and
+    its accuracy and loss on the ``n`` training images (unaugmented, dropout off), printing one line per variant
     as it finishes (``progress``). The variants' switches and the test set are checked before any
     training."""
-    seeds = tuple(seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
+    seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
+    if not (
+        isinstance(seeds, tuple)
+        and seeds
+        and all(type(s) is int for s in seeds)
+        and len(set(seeds)) == len(seeds)
+    ):
         raise ValueError(
-            f"seeds must be one or more different seeds; got {seeds} (a repeated seed repeats "
-            "a run and makes the spread look smaller than it is)"
+            f"seeds must be one or more different whole numbers, e.g. (0, 1, 2); got {seeds!r} "
+            "(a repeated seed repeats a run and makes the spread look smaller than it is)"
         )
+    if type(epochs) is not int or epochs < 1:
+        raise ValueError(f"epochs must be a whole number of at least 1; got {epochs!r}")
     _check_images(n, train_set)
-    for name, options in dict(variants).items():
+    try:
+        variants = dict(variants)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"variants must be a dict of name -> switches, like ablation.VARIANTS; got {variants!r}"
+        ) from None
+    for name, options in variants.items():
         try:
+            if not isinstance(name, str):
+                raise TypeError("its name must be a string")
             if not isinstance(options, dict):
                 raise TypeError(
                     f"its switches must be a dict like {{'lrn': False}}; got {options!r}"
@@ -257,12 +309,14 @@ def ablate(
         )
 
     test_loader, seen_loader = loader(test_set), loader(train_set, n)
-    result = Ablation(seeds, {}, {})
+    result = Ablation(seeds, {})
     for number, (name, options) in enumerate(variants.items(), 1):
         start = time.perf_counter()
         trained = [recipe.train(train_set, epochs, n, seed, **options)[0] for seed in seeds]
-        result.accuracy[name] = [train.evaluate(m, test_loader)[1] for m in trained]
-        result.train_accuracy[name] = [train.evaluate(m, seen_loader)[1] for m in trained]
+        tested = [train.evaluate(m, test_loader) for m in trained]  # (loss, accuracy) per seed
+        seen = [train.evaluate(m, seen_loader) for m in trained]
+        result.test_loss[name], result.accuracy[name] = map(list, zip(*tested, strict=True))
+        result.train_loss[name], result.train_accuracy[name] = map(list, zip(*seen, strict=True))
         if progress:
             shown = " ".join(f"{a:.1%}" for a in result.accuracy[name])
             print(

@@ -25,7 +25,7 @@ def parameter_table(width: float, quoted: dict[str, str]) -> str:
 
 def result_table(result: Ablation, width: float, quoted: dict[str, str]) -> str:
     """The trained table: each variant's accuracy per seed, its drop from the full network,
-    whether it lies beyond seed noise, its training-minus-test gap (when measured), its parameters
+    whether it lies beyond seed noise, its test-minus-training loss gap (when measured), its parameters
     and the ``quoted`` figures; then what a reader must know to read it (the full network's range,
     a network near chance, variants ahead of every seed of the full network)."""
     if "full network" not in result.accuracy:
@@ -33,12 +33,14 @@ def result_table(result: Ablation, width: float, quoted: dict[str, str]) -> str:
             "the table reads every variant against the full network: train a 'full network' "
             "variant too (ablation.VARIANTS has it)"
         )
+    for name, values in result.accuracy.items():
+        ablation.check_accuracies(name, values)
     quoted = quoted or {}
     full_acc, full_low, full_high = result.spread("full network")
     full_big = parameters(width)[1]
     lines = [
         f"{'variant':26s} {'test acc (seeds)':>22s} {'drop':>7s} {'beyond noise':>12s} "
-        f"{'gap':>7s} {'params (ours)':>13s} {'fewer (227)':>12s}  lecture (quoted)"
+        f"{'loss gap':>8s} {'params (ours)':>13s} {'fewer (227)':>12s}  lecture (quoted)"
     ]
     for name in result.accuracy:
         acc, _, _ = result.spread(name)
@@ -56,17 +58,17 @@ def result_table(result: Ablation, width: float, quoted: dict[str, str]) -> str:
             if result.beyond_noise(name)
             else "no"
         )
-        measured = name in (result.train_accuracy or {})
-        gap = f"{statistics.mean(result.gaps(name)):+7.1%}" if measured else "-"
+        measured = name in (result.test_loss or {})
+        gap = f"{statistics.mean(result.gaps(name)):+8.3f}" if measured else "-"
         lines.append(
-            f"{name:26s} {seeds:>22s} {full_acc - acc:+7.1%} {noise:>12s} {gap:>7s} {sizes}  "
+            f"{name:26s} {seeds:>22s} {full_acc - acc:+7.1%} {noise:>12s} {gap:>8s} {sizes}  "
             f"{quoted.get(name, '')}"
         )
     lines.append(
         f"\nfull network over {len(result.accuracy['full network'])} seeds: {full_low:.1%} to "
         f"{full_high:.1%}; 'beyond noise': the variant's seeds all lie outside that range ('-' for "
         "one seed: with no real difference, one draw lies outside a range of three half the time); "
-        "'gap': accuracy on its own training images minus test accuracy, the mark of overfitting"
+        "'loss gap': mean test loss minus training loss (cross-entropy), the mark of overfitting"
     )
     if full_acc < 2 * 0.1:  # ten classes: chance is 10 %
         lines.append(
@@ -78,7 +80,7 @@ def result_table(result: Ablation, width: float, quoted: dict[str, str]) -> str:
     if ahead:
         lines.append(
             f"Ahead of every seed of the full network: {', '.join(ahead)}. On a budget this short, "
-            "fewer weights to fit, no dropout (which the paper says doubles the iterations "
+            "fewer weights to fit, no dropout (which, the paper says, roughly doubles the iterations "
             "needed) or unaugmented images can mean faster early learning."
         )
     return "\n".join(lines)
@@ -86,63 +88,69 @@ def result_table(result: Ablation, width: float, quoted: dict[str, str]) -> str:
 
 def long_run_table(run: dict) -> str:
     """The long run of :func:`ablation.measured`: where and how it was measured, each variant's
-    test accuracy per seed, mean and drop, its training accuracy and training-minus-test gap;
-    then which variants lie beyond seed noise in which direction, in gap and in accuracy, and
-    whether the full network still underfits its training images."""
+    test accuracy per seed, mean and drop, its training accuracy and its test-minus-training loss
+    gap; then which variants lie beyond seed noise in which direction, in gap and in accuracy,
+    and whether the full network still underfits its training images. Means, ranges and verdicts
+    are computed from the per-seed lists."""
     if not ablation.is_long_run(run):
         raise ValueError(
             "not a result of benchmarks/alexnet_ablations.py (a field is missing, or a list does "
-            "not have one number from 0 to 1 per seed): read it with ablation.measured(), or "
+            "not have one number per seed): read it with ablation.measured(), or "
             "rerun that script with --save"
         )
     variants = run["variants"]
     result = ablation.Ablation(
         tuple(run["seeds"]),
-        {name: row["accuracy"] for name, row in variants.items()},
-        {name: row["train_accuracy"] for name, row in variants.items()},
-    )
+        *({name: row[key] for name, row in variants.items()}
+          for key in ("accuracy", "train_accuracy", "train_loss", "test_loss")),
+    )  # fmt: skip
     lines = [
         f"benchmarks/alexnet_ablations.py on {run['device']}, {run['date']}: {run['data']}, "
         f"width {run['width']}, {run['epochs']} epochs on {run['images']:,} images, "
         f"seeds {run['seeds']} ({run['seconds'] / 60:.0f} min)",
         f"{'variant':26s} {'test acc per seed':>24s} {'mean':>7s} {'drop':>7s} {'beyond noise':>12s} "
-        f"{'train':>7s} {'gap (range over seeds)':>27s}",
+        f"{'train':>7s} {'loss gap (range over seeds)':>30s}",
     ]
-    reference = variants["full network"]["mean"]
-    for name, row in variants.items():
-        seeds = " ".join(f"{a:.1%}" for a in row["accuracy"])
-        noise = "-" if name == "full network" else "yes" if row["beyond_noise"] else "no"
-        gaps = result.gaps(name)
-        spread = f"{statistics.mean(gaps):+.1%} ({min(gaps):+.1%} to {max(gaps):+.1%})"
-        lines.append(
-            f"{name:26s} {seeds:>24s} {row['mean']:7.1%} {reference - row['mean']:+7.1%} "
-            f"{noise:>12s} {row['train_mean']:7.1%} {spread:>27s}"
-        )
-    clear = {n: row["mean"] for n, row in variants.items() if row["beyond_noise"]}
-    better = [n for n, mean in clear.items() if mean > reference]
-    worse = [n for n, mean in clear.items() if mean < reference]
+    reference = result.spread("full network")[0]
+    better, worse, wider, narrower = [], [], [], []
     full_gap = result.gaps("full network")
-    others = [name for name in variants if name != "full network"]
-    wider = [n for n in others if min(result.gaps(n)) > max(full_gap)]
-    narrower = [n for n in others if max(result.gaps(n)) < min(full_gap)]
+    for name in variants:
+        mean = result.spread(name)[0]
+        seeds = " ".join(f"{a:.1%}" for a in result.accuracy[name])
+        gaps = result.gaps(name)
+        clear = name != "full network" and result.beyond_noise(name)
+        if clear:
+            (better if mean > reference else worse).append(name)
+        if name != "full network":
+            if min(gaps) > max(full_gap):
+                wider.append(name)
+            elif max(gaps) < min(full_gap):
+                narrower.append(name)
+        noise = "-" if name == "full network" else "yes" if clear else "no"
+        spread = f"{statistics.mean(gaps):+.3f} ({min(gaps):+.3f} to {max(gaps):+.3f})"
+        fitted = statistics.mean(result.train_accuracy[name])
+        lines.append(
+            f"{name:26s} {seeds:>24s} {mean:7.1%} {reference - mean:+7.1%} "
+            f"{noise:>12s} {fitted:7.1%} {spread:>30s}"
+        )
     if len(full_gap) < 2:
         verdict = "needs two or more seeds (one seed's gap says nothing about seed noise)"
     else:
         verdict = (
-            f"every seed's gap outside the full network's {min(full_gap):+.1%} to "
-            f"{max(full_gap):+.1%}: wider (more overfitting): {', '.join(wider) or 'none'}; "
+            f"every seed's gap outside the full network's {min(full_gap):+.3f} to "
+            f"{max(full_gap):+.3f}: wider (more overfitting): {', '.join(wider) or 'none'}; "
             f"narrower: {', '.join(narrower) or 'none'}"
         )
-    lines.append(f"\ngap (training minus test accuracy) beyond seed noise, {verdict}")
+    lines.append(f"\nloss gap (test minus training cross-entropy) beyond seed noise, {verdict}")
     lines.append(
-        f"beyond seed noise, better than the full network: {', '.join(better) or 'none'}; "
+        f"accuracy beyond seed noise, better than the full network: {', '.join(better) or 'none'}; "
         f"worse: {', '.join(worse) or 'none'}"
     )
-    fitted = variants["full network"]["train_mean"]
+    fitted = statistics.mean(result.train_accuracy["full network"])
     if fitted < 0.99:
         lines.append(
             f"The full network fits only {fitted:.1%} of its own training images: on this budget "
-            "it is still learning them, so there is little overfitting for augmentation or "
-            "dropout to prevent, and a narrow gap here says nothing about a longer run."
+            "it is still learning them (underfitting), so what its remedies against overfitting "
+            "would buy on a longer run, this table cannot say."
         )
     return "\n".join(lines)

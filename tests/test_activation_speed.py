@@ -120,30 +120,52 @@ def test_ablation_spread_and_noise_test():
     )
     assert result.spread("full network") == (pytest.approx(0.55), 0.5, 0.6)
     assert result.beyond_noise("a") and not result.beyond_noise("b")
-    seen = ablation.Ablation((0, 1), {"a": [0.5, 0.6]}, {"a": [0.9, 0.7]})
-    assert seen.gaps("a") == pytest.approx([0.4, 0.1])  # training minus test accuracy, per seed
-    seen.update(ablation.Ablation((0,), {"b": [0.3]}, {"b": [0.35]}))  # trained separately
-    assert seen.accuracy["b"] == [0.3] and seen.gaps("b") == pytest.approx([0.05])
-    for broken in (result, ablation.Ablation((0, 1), {"a": [0.5, 0.6]}, {"a": [0.9]})):
-        with pytest.raises(ValueError, match="variant 'a' needs a test and a training accuracy"):
+    # accuracy, training accuracy, training loss, test loss (per seed)
+    seen = ablation.Ablation((0, 1), {"a": [0.5, 0.6]}, {"a": [0.9, 0.7]}, {"a": [0.2, 0.5]},
+                             {"a": [1.0, 0.6]})  # fmt: skip
+    assert seen.gaps("a") == pytest.approx([0.8, 0.1])  # test minus training loss, per seed
+    seen.update(ablation.Ablation((0,), {"a": [0.3]}, {}, {"b": [0.1]}, {"b": [0.4]}))
+    assert seen.accuracy["a"] == [0.3] and seen.gaps("b") == pytest.approx([0.3])
+    assert "a" not in seen.train_accuracy and "a" not in seen.train_loss  # the old run's: dropped
+    for broken in (
+        result,
+        seen,
+        ablation.Ablation((0,), {"a": [0.5]}, {}, {"a": [0.1]}, {"a": []}),
+    ):
+        with pytest.raises(ValueError, match="variant 'a' needs a test and a training loss"):
             broken.gaps("a")
+    for other in ({"b": [0.3]}, ablation.Ablation((1,), {"b": [0.3]})):
+        with pytest.raises(ValueError, match=r"update\(\) takes the Ablation that ablate\(\)"):
+            seen.update(other)
 
 
 def test_ablate_checks_seeds_and_variants_before_training(tmp_path):
     data = datasets.load_dataset("cifar10", "test", root=tmp_path, download=False, quiet=True)
     recipe = ablation.Recipe(width=0.125)
-    with pytest.raises(ValueError, match="different seeds"):
-        ablation.ablate(recipe, data, data, epochs=1, n=64, seeds=(0, 0))
+    for seeds in ((0, 0), 3, (0.5,), ()):
+        with pytest.raises(ValueError, match="seeds must be one or more different whole numbers"):
+            ablation.ablate(recipe, data, data, epochs=1, n=64, seeds=seeds)
+    with pytest.raises(ValueError, match="epochs must be a whole number of at least 1; got 0"):
+        ablation.ablate(recipe, data, data, epochs=0, n=64)
+    with pytest.raises(ValueError, match="variants must be a dict of name -> switches"):
+        ablation.ablate(recipe, data, data, epochs=1, n=64, variants=[1, 2])
+    with pytest.raises(ValueError, match="variant 3: its name must be a string"):
+        ablation.ablate(recipe, data, data, epochs=1, n=64, variants={3: {}})
     with pytest.raises(ValueError, match="variant 'typo'"):
         ablation.ablate(recipe, data, data, epochs=1, n=64, variants={"typo": {"lnr": False}})
-    with pytest.raises(ValueError, match="variant 'odd': augment must be True or False; got 'no'"):
+    with pytest.raises(
+        ValueError,
+        match=r"variant 'odd': augment must be True or False \(a Python bool\); got 'no'",
+    ):
         ablation.ablate(recipe, data, data, epochs=1, n=64, variants={"odd": {"augment": "no"}})
     with pytest.raises(ValueError, match="variant 'v': its switches must be a dict"):
         ablation.ablate(recipe, data, data, epochs=1, n=64, variants={"v": None})
     for n in ("64", 2.5, True):
         with pytest.raises(ValueError, match="n must be a whole number"):
             ablation.ablate(recipe, data, data, epochs=1, n=n)
-    with pytest.raises(ValueError, match="augment must be True or False; got None"):
+    with pytest.raises(
+        ValueError, match=r"augment must be True or False \(a Python bool\); got None"
+    ):
         recipe.train(data, 1, 32, augment=None)
     unaugmented = recipe.new(**ablation.VARIANTS["no augmentation"])  # the same net: augment is
     assert str(unaugmented) == str(recipe.new())  # the training's switch, not the network's
@@ -168,8 +190,11 @@ def test_ablate_trains_each_variant_per_seed(tmp_path, capsys, monkeypatch):
         recipe, train_set, test_set, epochs=1, n=64, seeds=(0, 1), variants=variants
     )
     assert set(result.accuracy) == set(result.train_accuracy) == set(variants)
+    assert set(result.train_loss) == set(result.test_loss) == set(variants)
     for table in (result.accuracy, result.train_accuracy):
         assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in table.values())
+    for table in (result.train_loss, result.test_loss):  # cross-entropy of ten classes at the start
+        assert all(len(v) == 2 and all(0 < loss < 10 for loss in v) for v in table.values())
     # evaluation on the test set and the 64 training images, unaugmented; then each training run
     # (two seeds per variant) crops and flips, except "no augmentation"
     assert loaders == [(64, 0, False)] * 2 + [(64, 4, True)] * 4 + [(64, 0, False)] * 2
@@ -185,12 +210,13 @@ def test_the_shipped_long_run_is_read_and_a_broken_one_is_refused(tmp_path):
     record = ablation.measured()
     assert set(record["variants"]) == set(ablation.VARIANTS) and len(record["seeds"]) >= 3
     for row in record["variants"].values():
-        assert len(row["accuracy"]) == len(row["train_accuracy"]) == len(record["seeds"])
+        assert len(record["seeds"]) == len(row["accuracy"]) == len(row["train_accuracy"])
+        assert len(record["seeds"]) == len(row["train_loss"]) == len(row["test_loss"])
         assert row["low"] <= row["mean"] <= row["high"]
         assert min(row["train_accuracy"]) <= row["train_mean"] <= max(row["train_accuracy"])
-    no_train = json.loads(json.dumps(record))  # a run from before training accuracy was measured
+    no_train = json.loads(json.dumps(record))  # a run from before training loss was measured
     for row in no_train["variants"].values():
-        del row["train_accuracy"]
+        del row["train_loss"]
     (tmp_path / "old.json").write_text(json.dumps(no_train))
     with pytest.raises(ValueError, match="run that script with --save"):
         ablation.measured(tmp_path / "old.json")
@@ -308,22 +334,24 @@ def test_the_ablation_tables_say_what_a_reader_needs():
         (0, 1, 2),
         {"full network": [0.15, 0.16, 0.17], "no LRN": [0.3, 0.31, 0.32], "no dropout": [0.2]},
         {"full network": [0.25, 0.26, 0.27], "no LRN": [0.3, 0.31, 0.35]},
+        {"full network": [2.0, 2.0, 2.0], "no LRN": [1.5, 1.5, 1.5]},
+        {"full network": [2.1, 2.2, 2.3], "no LRN": [1.5, 1.6, 1.5]},
     )
     table = ablation_tables.result_table(result, 0.25, quoted)
     rows = {line.split("  ")[0].strip(): line for line in table.splitlines()[1:4]}
     assert " yes " in rows["no LRN"] and " - " in rows["no dropout"]  # one seed: no verdict
-    assert " +10.0% " in rows["full network"] and " +1.0% " in rows["no LRN"]  # training - test
-    assert rows["no dropout"].split()[2:6] == ["20.0%", "-4.0%", "-", "-"]  # no training accuracy
+    assert " +0.200 " in rows["full network"] and " +0.033 " in rows["no LRN"]  # test - training
+    assert rows["no dropout"].split()[2:6] == ["20.0%", "-4.0%", "-", "-"]  # no losses measured
     assert "close to chance" in table  # the full network at 16 %
     assert "Ahead of every seed of the full network: no LRN, no dropout" in table
     long_run = ablation_tables.long_run_table(ablation.measured())
     record = ablation.measured()
-    worse = [
+    worse = [  # the benchmark's own verdicts agree with the table's, computed from the lists
         n
         for n, r in record["variants"].items()
         if r["beyond_noise"] and r["mean"] < record["variants"]["full network"]["mean"]
     ]
-    ends = [line for line in long_run.splitlines() if line.startswith("beyond seed noise, better")]
+    ends = [line for line in long_run.splitlines() if line.startswith("accuracy beyond seed")]
     assert ends[0].endswith(f"worse: {', '.join(worse) or 'none'}")
     rows = long_run.splitlines()[1 : 2 + len(record["variants"])]
     assert len({len(line) for line in rows}) == 1  # the columns line up
@@ -331,44 +359,53 @@ def test_the_ablation_tables_say_what_a_reader_needs():
 
 
 def _long_run(seeds, **rows):
-    """A record shaped like benchmarks/alexnet_ablations.py's: rows are (test, training) lists."""
+    """A record shaped like benchmarks/alexnet_ablations.py's: rows are lists of test accuracy,
+    training accuracy, training loss and test loss. Its summaries are deliberately wrong: the
+    table must compute them from the lists."""
     variants = {
         name.replace("_", " "): {
             "accuracy": test,
             "train_accuracy": seen,
-            "train_mean": sum(seen) / len(seen),
-            "mean": sum(test) / len(test),
-            "low": min(test),
-            "high": max(test),
-            "beyond_noise": False,
+            "train_loss": seen_loss,
+            "test_loss": test_loss,
+            "train_mean": 1.0,
+            "mean": 1.0,
+            "low": 1.0,
+            "high": 1.0,
+            "beyond_noise": True,
         }
-        for name, (test, seen) in rows.items()
+        for name, (test, seen, seen_loss, test_loss) in rows.items()
     }
     return {"device": "CPU", "date": "2026-12-06", "data": "shapes10 stand-in", "width": 0.25,
             "epochs": 20, "images": 3000, "seconds": 60.0, "seeds": seeds, "variants": variants}  # fmt: skip
 
 
-def test_the_long_run_table_reads_the_training_test_gap_against_seed_noise():
+def test_the_long_run_table_reads_the_loss_gap_against_seed_noise():
+    acc, fit = [0.90, 0.91, 0.92], [0.95, 0.97, 0.99]
     run = _long_run(
         [0, 1, 2],
-        full_network=([0.90, 0.91, 0.92], [0.95, 0.97, 0.99]),  # gaps 5 to 7 points
-        no_dropout=([0.90, 0.90, 0.90], [0.99, 1.00, 0.98]),  # 8 to 10: wider at every seed
-        no_augmentation=([0.92, 0.93, 0.94], [0.94, 0.95, 0.96]),  # 2 each: narrower
-        no_LRN=([0.90, 0.91, 0.92], [0.94, 0.99, 0.98]),  # 4 to 8: overlaps
+        full_network=(acc, fit, [0.1, 0.1, 0.1], [0.3, 0.35, 0.4]),  # loss gaps 0.2 to 0.3
+        no_dropout=([0.95, 0.96, 0.97], fit, [0.0, 0.0, 0.0], [0.4, 0.5, 0.6]),  # wider, better
+        no_augmentation=(acc, fit, [0.2, 0.2, 0.2], [0.3, 0.3, 0.3]),  # 0.1 each: narrower
+        no_LRN=([0.80, 0.81, 0.82], fit, [0.1, 0.1, 0.1], [0.25, 0.45, 0.3]),  # overlaps; worse
     )
     table = ablation_tables.long_run_table(run)
-    assert table.splitlines()[-3] == (
-        "gap (training minus test accuracy) beyond seed noise, every seed's gap outside the full "
-        "network's +5.0% to +7.0%: wider (more overfitting): no dropout; narrower: no augmentation"
-    )
-    row = next(line for line in table.splitlines() if line.startswith("no dropout"))
-    assert row.split()[-4:] == ["+9.0%", "(+8.0%", "to", "+10.0%)"]  # mean gap and its range
-    assert table.splitlines()[-1] == (  # the full network's training accuracy is 97 %
+    assert table.splitlines()[-3:] == [
+        "loss gap (test minus training cross-entropy) beyond seed noise, every seed's gap outside "
+        "the full network's +0.200 to +0.300: wider (more overfitting): no dropout; narrower: "
+        "no augmentation",
+        "accuracy beyond seed noise, better than the full network: no dropout; worse: no LRN",
         "The full network fits only 97.0% of its own training images: on this budget it is still "
-        "learning them, so there is little overfitting for augmentation or dropout to prevent, and "
-        "a narrow gap here says nothing about a longer run."
+        "learning them (underfitting), so what its remedies against overfitting would buy on a "
+        "longer run, this table cannot say.",
+    ]
+    row = next(line for line in table.splitlines() if line.startswith("no dropout"))
+    assert row.split()[-8:] == [  # mean, drop, verdict, training accuracy, mean gap and range
+        "96.0%", "-5.0%", "yes", "97.0%", "+0.500", "(+0.400", "to", "+0.600)"
+    ]  # fmt: skip
+    one = _long_run(
+        [0], full_network=([0.9], [0.995], [0.1], [0.2]), no_dropout=([0.9], [1.0], [0.0], [0.5])
     )
-    one = _long_run([0], full_network=([0.9], [0.995]), no_dropout=([0.9], [1.0]))
     lines = ablation_tables.long_run_table(one).splitlines()
     assert "needs two or more seeds" in lines[-2] and "worse:" in lines[-1]  # 99.5 %: no remark
 
@@ -382,11 +419,17 @@ def test_the_ablation_tables_refuse_what_they_cannot_read():
         ablation_tables.result_table(ablation.Ablation((0,), {"no LRN": [0.5]}), 0.25, {})
     with pytest.raises(ValueError, match="not a result of benchmarks/alexnet_ablations.py"):
         ablation_tables.long_run_table({})
-    good = _long_run([0, 1], full_network=([0.9, 0.8], [0.95, 0.9]))
+    for values in ([], [50, 60], [torch.tensor(0.5)]):
+        with pytest.raises(ValueError, match="variant 'full network': accuracies must be a list"):
+            ablation_tables.result_table(
+                ablation.Ablation((0,), {"full network": values}), 0.25, {}
+            )
+    good = _long_run([0, 1], full_network=([0.9, 0.8], [0.95, 0.9], [0.1, 0.2], [0.3, 0.3]))
     for field, value in (
         ("train_accuracy", [0.9]),
         ("accuracy", ["0.9", 0.8]),
-        ("train_mean", None),
+        ("test_loss", [-1.0, 0.3]),
+        ("train_loss", [float("inf"), 0.3]),
     ):
         broken = json.loads(json.dumps(good))  # a line from an older script, or edited by hand
         broken["variants"]["full network"][field] = value
