@@ -5,6 +5,7 @@ the notebook (:func:`ablation.ablate`), and the long run shipped with the course
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from . import ablation
@@ -138,7 +139,7 @@ def long_run_table(run: dict) -> str:
     else:
         verdict = (
             f"every seed's gap outside the full network's {min(full_gap):+.3f} to "
-            f"{max(full_gap):+.3f}: wider (more overfitting): {', '.join(wider) or 'none'}; "
+            f"{max(full_gap):+.3f}: wider: {', '.join(wider) or 'none'}; "
             f"narrower: {', '.join(narrower) or 'none'}"
         )
     lines.append(f"\nloss gap (test minus training cross-entropy) beyond seed noise, {verdict}")
@@ -146,6 +147,14 @@ def long_run_table(run: dict) -> str:
         f"accuracy beyond seed noise, better than the full network: {', '.join(better) or 'none'}; "
         f"worse: {', '.join(worse) or 'none'}"
     )
+    runs, compared = len(full_gap), len(variants) - 1
+    if runs > 1:  # 2 of the C(2n, n) equally likely orders of two groups of n draws
+        orders = math.comb(2 * runs, runs)
+        lines.append(
+            f"with {runs} seeds each, two ranges miss each other by chance {2 / orders:.0%} of the "
+            f"time (2 of the {orders} equally likely orders of {2 * runs} draws): over {compared} "
+            f"variants, luck alone gives about {2 / orders * compared:.1f} 'beyond noise' per line"
+        )
     fitted = statistics.mean(result.train_accuracy["full network"])
     if fitted < 0.99:
         lines.append(
