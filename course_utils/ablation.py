@@ -81,7 +81,7 @@ def _asset(name: str) -> Path:
 def measured(path: Path | None = None) -> dict:
     """The long ablation run shipped with the package (or at ``path``): the JSON line of
     ``benchmarks/alexnet_ablations.py`` (device, data, budget, per-variant test and training
-    accuracies per seed)."""
+    accuracies and losses per seed)."""
     path = Path(path) if path is not None else _asset(MEASURED)
     try:
         record = json.loads(path.read_text())
@@ -234,7 +234,7 @@ class Ablation:
 
     def update(self, other: Ablation) -> None:
         """Add ``other``'s variants, trained separately with these seeds or the first of them;
-        a variant in both takes ``other``'s accuracies, training accuracies included."""
+        a variant in both takes all of ``other``'s lists (accuracies and losses)."""
         if not isinstance(other, Ablation) or tuple(self.seeds[: len(other.seeds)]) != tuple(
             other.seeds
         ):
