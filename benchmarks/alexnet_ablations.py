@@ -2,8 +2,8 @@
 ``course_utils.ablation.VARIANTS`` from scratch with three seeds, on the CIFAR-10 training set
 (offline: the shapes10 stand-in), test accuracy per seed, their mean and range, and whether each
 variant's range clears the full network's, and accuracy and loss on the training images themselves
-(test minus training loss is the gap that overfitting opens). Prints one JSON line; ``--save`` also writes it where
-notebook 08 reads it (``course_utils/assets/alexnet_ablations.json``).
+(test minus training loss is the gap that overfitting opens). Prints one JSON line; ``--save`` also
+writes it where notebook 08 reads it (``course_utils/assets/alexnet_ablations.json``).
 """
 
 import argparse

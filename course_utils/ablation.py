@@ -48,6 +48,13 @@ def network_switches(options: dict) -> dict:
     return {key: value for key, value in options.items() if key != "augment"}
 
 
+def range_side(values, reference) -> int:
+    """1 if every value lies above every ``reference`` value, -1 if below, 0 if the two ranges
+    overlap: a difference read against seed noise (with three seeds a crude test, but one that
+    could come out either way)."""
+    return 1 if min(values) > max(reference) else -1 if max(values) < min(reference) else 0
+
+
 def _check_augment(augment) -> None:
     if not isinstance(augment, bool):
         raise ValueError(f"augment must be True or False (a Python bool); got {augment!r}")
@@ -214,11 +221,9 @@ class Ablation:
         return statistics.mean(values), min(values), max(values)
 
     def beyond_noise(self, name: str, reference: str = "full network") -> bool:
-        """Whether the seed ranges of ``name`` and ``reference`` do not overlap (with three seeds
-        a crude test, but one that could come out either way)."""
-        _, low, high = self.spread(name)
-        _, ref_low, ref_high = self.spread(reference)
-        return high < ref_low or low > ref_high
+        """Whether the test-accuracy seed ranges of ``name`` and ``reference`` do not overlap
+        (:func:`range_side`)."""
+        return range_side(self.accuracy[name], self.accuracy[reference]) != 0
 
     def gaps(self, name: str) -> list[float]:
         """Test minus training loss per seed (cross-entropy, nats): how much worse ``name`` fits

@@ -26,8 +26,8 @@ def parameter_table(width: float, quoted: dict[str, str]) -> str:
 
 def result_table(result: Ablation, width: float, quoted: dict[str, str]) -> str:
     """The trained table: each variant's accuracy per seed, its drop from the full network,
-    whether it lies beyond seed noise, its test-minus-training loss gap (when measured), its parameters
-    and the ``quoted`` figures; then what a reader must know to read it (the full network's range,
+    whether it lies beyond seed noise, its test-minus-training loss gap (when measured), its
+    parameters and the ``quoted`` figures; then what a reader must know to read it (the full network's range,
     a network near chance, variants ahead of every seed of the full network)."""
     if "full network" not in result.accuracy:
         raise ValueError(
@@ -122,11 +122,9 @@ def long_run_table(run: dict) -> str:
         clear = name != "full network" and result.beyond_noise(name)
         if clear:
             (better if mean > reference else worse).append(name)
-        if name != "full network":
-            if min(gaps) > max(full_gap):
-                wider.append(name)
-            elif max(gaps) < min(full_gap):
-                narrower.append(name)
+        side = ablation.range_side(gaps, full_gap) if name != "full network" else 0
+        if side:
+            (wider if side > 0 else narrower).append(name)
         noise = "-" if name == "full network" else "yes" if clear else "no"
         spread = f"{statistics.mean(gaps):+.3f} ({min(gaps):+.3f} to {max(gaps):+.3f})"
         fitted = statistics.mean(result.train_accuracy[name])
