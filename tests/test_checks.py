@@ -1034,3 +1034,104 @@ def test_a_mismatch_never_shows_its_difference_equal_to_the_tolerance():
             np.array([1 + 1.04e-5]), np.array([1.0]), what="f()", atol=1e-5, rtol=0
         )
     assert str(failure.value).endswith("(off by 1.04e-05, allowed 1e-05)"), failure.value
+
+
+def _defined(source: str) -> dict:
+    namespace = {"__name__": "__main__"}
+    exec(compile("import torch\n" + source, "<cell>", "exec"), namespace)
+    return namespace
+
+
+def test_a_function_that_switches_gradients_off_for_good_fails_and_they_come_back():
+    import torch
+
+    namespace = _defined(
+        "def frozen_features(backbone, x, batch_size=64):\n"
+        "    torch.set_grad_enabled(False)\n"
+        "    backbone.eval()\n"
+        "    return torch.cat([backbone(x[i:i + batch_size]).flatten(1)\n"
+        "                      for i in range(0, len(x), batch_size)])\n"
+    )
+    line = run_check("frozen-features", namespace).line()
+    assert line.startswith("❌") and "use `with torch.no_grad():`" in line, line
+    assert torch.is_grad_enabled()
+
+
+def test_a_return_value_that_breaks_when_read_gives_a_failure_line():
+    namespace = _defined(
+        "class Odd:\n"
+        "    @property\n"
+        "    def shape(self):\n"
+        "        raise RuntimeError('no shape')\n"
+        "def space_to_depth(x, block):\n"
+        "    return Odd()\n"
+        "def layerwise_param_groups(blocks, head_lr, decay):\n"
+        "    return [{'params': [p for b in blocks for p in b.parameters()], 'lr': 10**400}]\n"
+    )
+    line = run_check("space-to-depth", namespace).line()
+    assert line.startswith("❌ space-to-depth: what `space_to_depth` returned could not be checked")
+    line = run_check("lr-groups", namespace).line()
+    assert line.startswith("❌") and "lr is not a real number" in line, line
+
+
+def test_float32_learning_rates_pass_and_a_numpy_ascent_step_is_named():
+    namespace = _defined(
+        "def layerwise_param_groups(blocks, head_lr, decay):\n"
+        "    groups, lr = [], torch.tensor(head_lr, dtype=torch.float32)\n"
+        "    for block in reversed(blocks):\n"
+        "        trainable = [p for p in block.parameters() if p.requires_grad]\n"
+        "        if trainable:\n"
+        "            groups.append({'params': trainable, 'lr': lr})\n"
+        "            lr = lr * decay\n"
+        "    return groups\n"
+        "def ascent_step(unit, x, lr, radius):\n"
+        "    x = x.detach().clone().requires_grad_()\n"
+        "    unit(x).backward()\n"
+        "    y = (x + lr * x.grad).detach()\n"
+        "    return (y * min(1.0, radius / y.norm().item())).numpy()\n"
+    )
+    assert run_check("lr-groups", namespace).passed
+    line = run_check("ascent-step", namespace).line()
+    assert "returned a NumPy array; return a torch tensor" in line, line
+
+
+def test_an_ascent_step_on_a_plain_x_is_told_to_record_gradients():
+    namespace = _defined(
+        "def ascent_step(unit, x, lr, radius):\n    unit(x).backward()\n    return x\n"
+    )
+    line = run_check("ascent-step", namespace).line()
+    assert line.startswith("❌ ascent-step: ascent_step(a function, x (3, 3, 3)"), line
+    assert "x = x.detach().clone().requires_grad_()" in line
+
+
+def test_common_slips_in_notebooks_09_and_10_are_named():
+    namespace = _defined(
+        "import torch.nn as nn\n"
+        "import torch.nn.functional as F\n"
+        "def blur_downsample(x, stride=2):\n"
+        "    k = torch.tensor([1.0, 2.0, 1.0])\n"
+        "    k = (k[:, None] * k[None, :] / 16).expand(x.shape[1], 1, 3, 3)\n"
+        "    x = F.pad(x, (1, 1, 1, 1), mode='reflect')\n"
+        "    return F.conv2d(x, k, stride=stride, groups=x.shape[1])\n"
+        "def train_only_norm_layers(model, head):\n"
+        "    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)\n"
+        "    chosen = [p for m in model.modules() if isinstance(m, norms)\n"
+        "              for p in m.parameters(recurse=False)] + list(head.parameters())\n"
+        "    return chosen\n"
+        "def layerwise_param_groups(blocks, head_lr, decay):\n"
+        "    groups, lr = [], head_lr\n"
+        "    for block in reversed(blocks):\n"
+        "        copies = [p.detach() for p in block.parameters() if p.requires_grad]\n"
+        "        if copies:\n"
+        "            groups.append({'params': copies, 'lr': lr})\n"
+        "            lr *= decay\n"
+        "    return groups\n"
+    )
+    expected = {
+        "blur-downsample": "make the kernel with dtype=x.dtype",
+        "norm-only": "first set requires_grad_(False) on every parameter",
+        "lr-groups": "a copy such as p.detach()",
+    }
+    for exercise_id, needle in expected.items():
+        line = run_check(exercise_id, namespace).line()
+        assert line.startswith("❌") and needle in line, line

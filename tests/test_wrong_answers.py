@@ -544,6 +544,78 @@ CORPUS = [
         edited("space-to-depth", "tiles.permute(0, 1, 3, 5, 2, 4)", "tiles"),
         "a plain reshape",
     ),
+    # the course's own code holds the answers: every exercise rules it out
+    (
+        "shift-images",
+        "the course's invariance.shift",
+        written(
+            "shift-images",
+            "from course_utils import invariance\n\n"
+            "def shift_images(x, dx, dy, circular=False):\n"
+            "    return invariance.shift(x, dx, dy, mode='circular' if circular else 'zeros')\n",
+        ),
+        "the course's own code",
+    ),
+    (
+        "blur-downsample",
+        "the course's BlurPool",
+        written(
+            "blur-downsample",
+            "from course_utils.invariance import BlurPool\n\n"
+            "def blur_downsample(x, stride=2):\n"
+            "    return BlurPool(x.shape[1], stride=stride).to(x.dtype)(x)\n",
+        ),
+        "the course's own code",
+    ),
+    (
+        "ascent-step",
+        "the check's reference step",
+        written(
+            "ascent-step",
+            "from course_utils.checks.invariance import reference_ascent_step\n\n"
+            "def ascent_step(unit, x, lr, radius):\n"
+            "    return reference_ascent_step(unit, x, lr, radius)\n",
+        ),
+        "the course's own code",
+    ),
+    (
+        "frozen-features",
+        "the check's eval_features",
+        written(
+            "frozen-features",
+            "from course_utils.checks import transfer_learning as tl\n\n"
+            "def frozen_features(backbone, x, batch_size=64):\n"
+            "    return tl.eval_features(backbone, x)\n",
+        ),
+        "the course's own code",
+    ),
+    (
+        "norm-only",
+        "the course's finetune.norm_parameters",
+        written(
+            "norm-only",
+            "from course_utils import finetune\n\n"
+            "def train_only_norm_layers(model, head):\n"
+            "    for p in model.parameters():\n"
+            "        p.requires_grad_(False)\n"
+            "    chosen = finetune.norm_parameters(model) + list(head.parameters())\n"
+            "    for p in chosen:\n"
+            "        p.requires_grad_(True)\n"
+            "    return chosen\n",
+        ),
+        "the course's own code",
+    ),
+    (
+        "lenet5",
+        "the course's models.LeNet5",
+        written(
+            "lenet5",
+            "from course_utils import models\n\n"
+            "def build_lenet5(activation='tanh'):\n"
+            "    return models.LeNet5(activation=activation)\n",
+        ),
+        "the course's own code",
+    ),
 ]
 
 

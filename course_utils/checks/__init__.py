@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,14 @@ def run_check(exercise_id: str, namespace: Mapping[str, Any]) -> CheckResult:
         return CheckResult(exercise_id, NOT_ATTEMPTED, f"{_NOT_ATTEMPTED_YET} ({exc})")
     except Mismatch as exc:
         return CheckResult(exercise_id, FAILED, str(exc) + _notes(ex, namespace))
+    except Exception as exc:  # noqa: BLE001 - reading an odd return value (a shape that raises)
+        names = ", ".join(f"`{name}`" for name in ex.names)
+        return CheckResult(
+            exercise_id,
+            FAILED,
+            f"what {names} returned could not be checked ({type(exc).__name__}: {_text(exc)}); "
+            "return plain torch tensors, lists and numbers, as the exercise asks",
+        )
     finally:
         _RULED_OUT.reset(watched)
     return CheckResult(exercise_id, PASSED, summary + _notes(ex, namespace))
@@ -228,8 +237,9 @@ def call_shared(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
 
     if not callable(fn):
         raise Mismatch(f"`{name}` should be a function; got {type(fn).__name__}")
+    grad_mode = _grad_mode()
     try:
-        with ruled_out.watch(_RULED_OUT.get()) as seen:
+        with ruled_out.watch(_RULED_OUT.get(), (*args, *kwargs.values())) as seen:
             got = fn(*args, **kwargs)
     except NotImplementedError as exc:
         stub = stub_reached(exc, fn)
@@ -245,6 +255,14 @@ def call_shared(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     except (Exception, SystemExit) as exc:  # the student's code may raise anything: one line
         inputs = describe_call(args, kwargs, fn)
         raise Mismatch(f"{name}({inputs}) raised {type(exc).__name__}: {_text(exc)}") from None
+    finally:
+        left_off = _restore_grad_mode(grad_mode)
+    if left_off:
+        raise Mismatch(
+            f"`{name}` switched gradients off for the rest of the session "
+            "(torch.set_grad_enabled(False)); use `with torch.no_grad():`, which switches them "
+            "back on at its end"
+        )
     if seen:
         raise Mismatch(ruled_out.message(seen[0], name))
     if got is None:
@@ -253,6 +271,21 @@ def call_shared(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
             "`return <result>`?"
         )
     return got
+
+
+def _grad_mode() -> bool | None:
+    """Whether torch records gradients now (None when torch is not imported)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else torch.is_grad_enabled()
+
+
+def _restore_grad_mode(before: bool | None) -> bool:
+    """Put back the grad mode ``before`` a student's call; whether the call had switched it off."""
+    torch = sys.modules.get("torch")
+    if before is None or torch is None or torch.is_grad_enabled() == before:
+        return False
+    torch.set_grad_enabled(before)
+    return before
 
 
 def _text(exc: BaseException) -> str:
@@ -300,6 +333,8 @@ def short(value: Any) -> str:
         from course_utils.checks.compare import tensor_to_numpy
 
         value = tensor_to_numpy(value)
+    if callable(value) and not isinstance(value, type):  # its repr shows the check's internals
+        return f"a {type(value).__name__} network" if hasattr(value, "parameters") else "a function"
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, np.ndarray):

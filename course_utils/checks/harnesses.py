@@ -32,7 +32,8 @@ VERDICTS = {
     "(params a list, not a set)",
     "lr": "a group's lr is not a real number",
     "duplicate": "a parameter appears in more than one group",
-    "frozen": "a group holds a frozen parameter (requires_grad=False): leave those out",
+    "frozen": "a group holds a tensor with requires_grad=False (a frozen parameter, or a copy such "
+    "as p.detach()): put the blocks' own trainable parameters in the groups",
     "empty": "a group has no parameters: a block with nothing to train gets no group",
     "flags": "the function changed which parameters are trainable; it should only read them",
     "not-parameters": "return a list of the parameters that train (each once)",
@@ -172,7 +173,10 @@ def _rate(lr) -> float:
         lr = lr.detach().item()
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise Verdict("lr")
-    return float(lr)
+    try:
+        return float(lr)
+    except (OverflowError, ValueError, TypeError):  # 10**400, or a Real whose float() fails
+        raise Verdict("lr") from None
 
 
 def lrs_seen(blocks, groups) -> np.ndarray:

@@ -4,6 +4,7 @@ gradient-ascent step, blurred subsampling. References: ``invariance.shift``, aut
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -119,8 +120,22 @@ def check_ascent_step(ascent_step) -> str:
         what = f"ascent_step(unit x -> {UNITS[kind]}, x {shape}, lr={lr}, radius={radius})"
         expected = ascent_steps(reference_ascent_step, unit(kind, w), x, lr, radius, 2)
         slips = ascent_slips(unit(kind, w), x, lr, radius, 2)
-        got = call(ascent_step, "ascent_step", unit(kind, w.clone()), x, lr, radius)
-        if isinstance(got, torch.Tensor) and got.requires_grad:
+        try:
+            got = call(ascent_step, "ascent_step", unit(kind, w.clone()), x, lr, radius)
+        except Mismatch as exc:
+            if "does not require grad" not in str(exc):
+                raise
+            raise Mismatch(
+                f"{exc}: start from a copy of x that records gradients, "
+                "x = x.detach().clone().requires_grad_(), then call unit(x)"
+            ) from None
+        if not isinstance(got, torch.Tensor):
+            kind = "NumPy array" if isinstance(got, np.ndarray) else type(got).__name__
+            raise Mismatch(
+                f"{what}: returned a {kind}; return a torch tensor (each step's "
+                "result is the next step's x)"
+            )
+        if got.requires_grad:
             raise Mismatch(f"{what}: {GRAPH}")
         expect_array(got, expected[0], what=what, slips={k: v[0] for k, v in slips.items()})
         again = call_shared(ascent_step, "ascent_step", unit(kind, w.clone()), got, lr, radius)
@@ -154,6 +169,11 @@ def check_blur_downsample(blur_downsample) -> str:
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         expected = BlurPool(shape[1], stride=stride).double()(x)
         what = f"blur_downsample(x {shape}, stride={stride})"
-        got = call(blur_downsample, "blur_downsample", x, stride=stride)
+        try:
+            got = call(blur_downsample, "blur_downsample", x, stride=stride)
+        except Mismatch as exc:
+            if "scalar type" not in str(exc):
+                raise
+            raise Mismatch(f"{exc}: make the kernel with dtype=x.dtype, device=x.device") from None
         expect_array(got, expected, what=what, slips=blur_slips(x, stride))
     return f"blur and subsampling agree with the reference on {len(BLUR_CASES)} cases"

@@ -5,8 +5,10 @@ Each rule names the library functions it covers. Torch's are seen by a
 :class:`~torch.overrides.TorchFunctionMode`, which every torch function passes through, so
 ``F.conv2d``, ``nn.Conv2d`` (which calls it), ``torch.conv2d`` and ``torch.ops.aten.convolution``
 are all seen (a tensor method of the same name, such as ``Tensor.unfold``, is not one of them);
-NumPy's and SciPy's functions are seen by a profile hook, however they were imported. The public checks and grading
-(a private copy of this module, loaded before any student code) watch the same rules.
+NumPy's and SciPy's functions are seen by a profile hook, however they were imported. The same
+hook sees the student's code call the course's own (``course_utils``: its library and its checks'
+reference answers), which every exercise rules out. The public checks and grading (a private copy
+of this module, loaded before any student code) watch the same rules.
 
 This catches a careless call, not a determined one: code in the same process can switch the
 watch off. Grading's other protections do not depend on it.
@@ -22,13 +24,15 @@ from typing import NamedTuple
 class Rule(NamedTuple):
     """Library calls an exercise rules out: ``label`` as the text names them, the names of the
     torch functions (``torch``) and NumPy/SciPy functions (``python``, as (top-level package,
-    name)) that implement them, and ``fix``, what to do instead. A named tuple: grading loads a
-    private copy of this module outside ``sys.modules``, where a dataclass cannot be made."""
+    name)) that implement them, ``course`` whether it is the course's own code, and ``fix``, what
+    to do instead. A named tuple: grading loads a private copy of this module outside
+    ``sys.modules``, where a dataclass cannot be made."""
 
     label: str
     fix: str
     torch: frozenset[str] = frozenset()
     python: frozenset[tuple[str, str]] = frozenset()
+    course: bool = False
 
 
 _CONVOLUTIONS = frozenset(
@@ -81,7 +85,14 @@ RULES = {
         "move the pixels with view and permute yourself",
         torch=frozenset({"pixel_unshuffle", "pixel_shuffle"}),
     ),
+    "course-code": Rule(
+        "the course's own code (`course_utils`, whose library and checks hold the answers)",
+        "write the steps yourself with torch, as the exercise asks",
+        course=True,
+    ),
 }
+#: The rules every exercise watches, whatever it declares.
+ALWAYS = ("course-code",)
 
 
 class RuledOut(Exception):
@@ -99,14 +110,13 @@ def message(code: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def watch(codes: tuple[str, ...]):
-    """Within the block, record which of the rules ``codes`` a call breaks; yields the list of
-    codes seen (filled in as calls happen, each code once)."""
+def watch(codes: tuple[str, ...], passed: tuple = ()):
+    """Within the block, record which of the rules ``codes`` (and :data:`ALWAYS`) a call breaks;
+    yields the list of codes seen (filled in as calls happen, each code once). ``passed`` are the
+    arguments the student's function was given: calling them (a unit function the check passes,
+    a method of an object it passes) is not a call to the course's code."""
     seen: list[str] = []
-    rules = [(code, RULES[code]) for code in codes]
-    if not rules:
-        yield seen
-        return
+    rules = [(code, RULES[code]) for code in dict.fromkeys((*codes, *ALWAYS))]
 
     def note(code: str) -> None:
         if code not in seen:
@@ -114,12 +124,27 @@ def watch(codes: tuple[str, ...]):
 
     torch_names = {name: code for code, rule in rules for name in rule.torch}
     python = {key: code for code, rule in rules for key in rule.python}
+    course = next((code for code, rule in rules if rule.course), None)
     with contextlib.ExitStack() as stack:
         if torch_names:
             stack.enter_context(_torch_watch(torch_names, note))
-        if python:
-            stack.enter_context(_profile_watch(python, note))
+        stack.enter_context(_profile_watch(python, note, course, _code_of(passed)))
         yield seen
+
+
+def _code_of(passed: tuple) -> set:
+    """The code objects of the callables in ``passed`` and of the methods of their classes."""
+    codes = set()
+    for value in passed:
+        function = getattr(value, "func", getattr(value, "__func__", value))  # partial, method
+        if hasattr(function, "__code__"):
+            codes.add(function.__code__)
+        for klass in type(value).__mro__:
+            for member in vars(klass).values():
+                member = getattr(member, "__func__", getattr(member, "fget", member))
+                if hasattr(member, "__code__"):
+                    codes.add(member.__code__)
+    return codes
 
 
 @contextlib.contextmanager
@@ -143,9 +168,11 @@ def _torch_watch(names: dict[str, str], note):
 
 
 @contextlib.contextmanager
-def _profile_watch(python: dict[tuple[str, str], str], note):
+def _profile_watch(python: dict[tuple[str, str], str], note, course: str | None, allowed: set):
     """A profile hook: a C function (NumPy's) is matched by its module and name, a Python
-    function (SciPy's) by its module's top-level package and its name."""
+    function (SciPy's) by its module's top-level package and its name; with ``course``, a
+    function of ``course_utils`` called straight from the student's code (``__main__``), unless
+    its code is in ``allowed``."""
 
     def hook(frame, event, arg):
         if event == "c_call":
@@ -154,6 +181,15 @@ def _profile_watch(python: dict[tuple[str, str], str], note):
         elif event == "call":
             module = str(frame.f_globals.get("__name__", "")).split(".")[0]
             code = python.get((module, frame.f_code.co_name))
+            own = frame.f_globals is globals()  # the torch watch, which sees the student's calls
+            if code is None and course and module == "course_utils" and not own:
+                caller = frame.f_back
+                if (
+                    caller is not None
+                    and caller.f_globals.get("__name__") == "__main__"
+                    and frame.f_code not in allowed
+                ):
+                    code = course
         else:
             return
         if code is not None:

@@ -257,7 +257,9 @@ def execute_stages(job: dict, skip: set[str], fd: int) -> None:
                 raise LookupError(call["name"])
             args, kwargs = student_arguments(call)
             try:
-                with rules.watch(tuple(call.get("rules_out", ()))) as seen:
+                with rules.watch(
+                    tuple(call.get("rules_out", ())), (*args, *kwargs.values())
+                ) as seen:
                     if call.get("harness"):  # it builds the inputs, calls fn, returns numbers
                         value = getattr(harnesses, call["harness"])(fn, *args, **kwargs)
                     else:

@@ -37,7 +37,7 @@ def _features_slips(x, batch_size, seed):
     rtol=1e-4,
 )
 def frozen_features_cases(rng):
-    shapes = [(7, 6, 3, 20), (12, 9, 5, 21), (5, 5, 5, 22), (9, 7, 4, 24)]
+    shapes = [(7, 6, 3, 20), (12, 9, 5, 21), (5, 5, 5, 22), (9, 7, 4, 24), (1, 6, 4, 26)]
     return [
         ((rng.normal(size=(n, 3, side, side)).astype(np.float32), batch, seed), {})
         for n, side, batch, seed in shapes
@@ -59,7 +59,7 @@ def _lr_slips(codes, head_lr, decay):
     expected=_lr_expected,
     slips=_lr_slips,
     atol=1e-12,
-    rtol=1e-9,
+    rtol=1e-6,  # a rate computed in float32 is right too
 )
 def lr_groups_cases(rng):
     cases = []
