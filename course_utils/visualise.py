@@ -48,7 +48,7 @@ def mix(first: Objective, second: Objective, weight: float) -> Objective:
 class Parameterisation(nn.Module):
     """An image (1, 3, size, size) in [0, 1] as a sigmoid of trainable numbers: the pixels
     themselves (``"pixel"``), or a spectrum whose coefficients are scaled by 1 / frequency
-    (``"fourier"``), so that one gradient step changes low frequencies as much as high ones."""
+    (``"fourier"``), so that a gradient step changes low frequencies more than high ones."""
 
     def __init__(self, size: int, kind: str = "pixel", *, seed: int = 0) -> None:
         super().__init__()
@@ -119,7 +119,8 @@ def maximise(
 
 def high_frequency_share(image: torch.Tensor) -> float:
     """The share of an image's power (its mean removed) at spatial frequencies above half the
-    highest one: near 0 for smooth images, about 0.75 for white noise. ``image`` (N, C, H, W)."""
+    highest one along either axis: near 0 for smooth images, about 0.72 for white noise on 32 × 32
+    pixels (1 - (17/32)², the share of such frequencies). ``image`` (N, C, H, W)."""
     if len(invariance.check_images(image, "image")) == 0:
         raise ValueError("image holds no images")
     centred = image - image.mean(dim=(-2, -1), keepdim=True)
