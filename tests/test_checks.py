@@ -1135,3 +1135,29 @@ def test_common_slips_in_notebooks_09_and_10_are_named():
     for exercise_id, needle in expected.items():
         line = run_check(exercise_id, namespace).line()
         assert line.startswith("❌") and needle in line, line
+
+
+def test_the_course_code_rule_lets_a_passed_network_and_c_extensions_be_used():
+    """Calling the layers of a passed network (a check's own Recorder among them) is the
+    student's own work; a C function whose __module__ is a module object does not break the watch."""
+    import psutil._psutil_linux as psutil_c  # ipykernel's dependency
+
+    from course_utils.checks import ruled_out
+
+    namespace = _defined(
+        "def frozen_features(backbone, x, batch_size=64):\n"
+        "    backbone.eval()\n"
+        "    outputs = []\n"
+        "    with torch.no_grad():\n"
+        "        for start in range(0, len(x), batch_size):\n"
+        "            h = x[start:start + batch_size]\n"
+        "            for layer in backbone:\n"
+        "                h = layer.forward(h)\n"
+        "            outputs.append(h.flatten(1))\n"
+        "    return torch.cat(outputs)\n"
+    )
+    assert run_check("frozen-features", namespace).passed
+    assert not isinstance(psutil_c.getpagesize.__module__, str)
+    with ruled_out.watch(()) as seen:
+        psutil_c.getpagesize()
+    assert seen == []

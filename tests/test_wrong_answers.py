@@ -606,6 +606,26 @@ CORPUS = [
         "the course's own code",
     ),
     (
+        "ascent-step",
+        "the check's reference imported as the answer",
+        written(
+            "ascent-step",
+            "from course_utils.checks.invariance import reference_ascent_step as ascent_step\n",
+        ),
+        "the course's own code",
+    ),
+    (
+        "conv-output-size",
+        "a partial of the check's reference as the answer",
+        written(
+            "conv-output-size",
+            "import functools\n"
+            "from course_utils.checks.activations_3d import conv_shape\n\n"
+            "conv_output_size = functools.partial(conv_shape)\n",
+        ),
+        "the course's own code",
+    ),
+    (
         "lenet5",
         "the course's models.LeNet5",
         written(
@@ -705,3 +725,11 @@ def test_the_corpus_figures():
     assert public["passed"] == grading["passed"] == 0
     assert public["named"] >= 0.8 * len(rows), bare
     assert grading["named"] >= 0.8 * len(rows), [(r["what"], r["feedback"]) for r in rows]
+
+
+def test_a_magic_inside_a_right_answer_is_not_the_course_code():
+    """Grading runs `%time` through its stand-in shell, which is grading's code, not the answer's."""
+    lines = solution("conv-flops").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("def ")) + 1
+    source = "\n".join([*lines[:at], "    %time _ = 1", *lines[at:]]) + "\n"
+    assert graded("conv-flops", source) == (1.0, "")

@@ -237,6 +237,8 @@ def call_shared(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
 
     if not callable(fn):
         raise Mismatch(f"`{name}` should be a function; got {type(fn).__name__}")
+    if ruled_out.is_course_code(fn):  # the course's reference imported as the answer
+        raise Mismatch(ruled_out.message("course-code", name))
     grad_mode = _grad_mode()
     try:
         with ruled_out.watch(_RULED_OUT.get(), (*args, *kwargs.values())) as seen:

@@ -7,7 +7,9 @@ Each rule names the library functions it covers. Torch's are seen by a
 are all seen (a tensor method of the same name, such as ``Tensor.unfold``, is not one of them);
 NumPy's and SciPy's functions are seen by a profile hook, however they were imported. The same
 hook sees the student's code call the course's own (``course_utils``: its library and its checks'
-reference answers), which every exercise rules out. The public checks and grading (a private copy
+reference answers), which every exercise rules out, and :func:`is_course_code` refuses an answer
+that *is* the course's code (a reference imported under the answer's name). A course network
+built outside the student's function and called inside it runs through torch and is not seen. The public checks and grading (a private copy
 of this module, loaded before any student code) watch the same rules.
 
 This catches a careless call, not a determined one: code in the same process can switch the
@@ -133,18 +135,48 @@ def watch(codes: tuple[str, ...], passed: tuple = ()):
 
 
 def _code_of(passed: tuple) -> set:
-    """The code objects of the callables in ``passed`` and of the methods of their classes."""
-    codes = set()
-    for value in passed:
+    """The code objects of the callables in ``passed`` (and in lists of them) and of the methods
+    of their classes, and of the classes of every module inside a passed network."""
+    codes, values = set(), list(passed)
+    while values:
+        value = values.pop()
+        if isinstance(value, (list, tuple)):
+            values.extend(value)
+            continue
         function = getattr(value, "func", getattr(value, "__func__", value))  # partial, method
         if hasattr(function, "__code__"):
             codes.add(function.__code__)
-        for klass in type(value).__mro__:
+        modules = getattr(value, "modules", None)  # a network: the layers inside it too
+        owners = (
+            {type(m) for m in modules()}
+            if callable(modules) and hasattr(value, "forward")
+            else set()
+        )
+        for klass in {klass for owner in owners | {type(value)} for klass in owner.__mro__}:
             for member in vars(klass).values():
                 member = getattr(member, "__func__", getattr(member, "fget", member))
                 if hasattr(member, "__code__"):
                     codes.add(member.__code__)
     return codes
+
+
+def is_course_code(fn) -> bool:
+    """Whether the answer ``fn`` itself is the course's code (a reference function imported as
+    the answer, a partial of one, an instance of a course class)."""
+    import inspect
+
+    while True:
+        inner = getattr(fn, "func", None) or getattr(fn, "__func__", None)  # partial, method
+        if inner is None or inner is fn:
+            break
+        fn = inner
+    try:
+        fn = inspect.unwrap(fn)
+    except ValueError:  # a cycle of __wrapped__
+        return False
+    module = getattr(fn, "__module__", None) if callable(fn) and hasattr(fn, "__code__") else None
+    module = module or getattr(type(fn), "__module__", None)
+    return isinstance(module, str) and module.split(".")[0] == "course_utils"
 
 
 @contextlib.contextmanager
@@ -176,13 +208,16 @@ def _profile_watch(python: dict[tuple[str, str], str], note, course: str | None,
 
     def hook(frame, event, arg):
         if event == "c_call":
-            module = (getattr(arg, "__module__", None) or "").split(".")[0]
+            module = getattr(arg, "__module__", None)  # a module object in some C extensions
+            module = module.split(".")[0] if isinstance(module, str) else ""
             code = python.get((module, getattr(arg, "__name__", "")))
         elif event == "call":
-            module = str(frame.f_globals.get("__name__", "")).split(".")[0]
+            name = str(frame.f_globals.get("__name__", ""))
+            module = name.split(".")[0]
             code = python.get((module, frame.f_code.co_name))
-            own = frame.f_globals is globals()  # the torch watch, which sees the student's calls
-            if code is None and course and module == "course_utils" and not own:
+            # not the torch watch (which sees the student's calls), nor grading's own stand-ins
+            ours = frame.f_globals is globals() or name.startswith("course_utils.instructor")
+            if code is None and course and module == "course_utils" and not ours:
                 caller = frame.f_back
                 if (
                     caller is not None
