@@ -1161,3 +1161,25 @@ def test_the_course_code_rule_lets_a_passed_network_and_c_extensions_be_used():
     with ruled_out.watch(()) as seen:
         psutil_c.getpagesize()
     assert seen == []
+
+
+def test_a_halved_backbone_and_computed_tensors_in_groups_are_named():
+    namespace = _defined(
+        "def frozen_features(backbone, x, batch_size=64):\n"
+        "    backbone.eval().half()\n"
+        "    with torch.no_grad():\n"
+        "        return torch.cat([backbone(x[i:i + batch_size].half()).flatten(1).float()\n"
+        "                          for i in range(0, len(x), batch_size)])\n"
+        "def layerwise_param_groups(blocks, head_lr, decay):\n"
+        "    groups, lr = [], head_lr\n"
+        "    for block in reversed(blocks):\n"
+        "        scaled = [p * 1 for p in block.parameters() if p.requires_grad]\n"
+        "        if scaled:\n"
+        "            groups.append({'params': scaled, 'lr': lr})\n"
+        "            lr *= decay\n"
+        "    return groups\n"
+    )
+    line = run_check("frozen-features", namespace).line()
+    assert "the backbone's weights changed type" in line, line
+    line = run_check("lr-groups", namespace).line()
+    assert "a tensor computed from a parameter (such as p * 1)" in line, line

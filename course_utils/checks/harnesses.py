@@ -23,6 +23,8 @@ import torch.nn.functional as F
 VERDICTS = {
     "graph": "the backbone ran with gradients on, which keeps every activation in memory for a "
     "backward pass: compute the features inside `with torch.no_grad():`",
+    "dtype": "the backbone's weights changed type (.half(), .double()): leave the backbone as it is "
+    "and give it x as it came",
     "statistics": "batch norm's running statistics changed, so the backbone ran in training mode: "
     "call backbone.eval() first",
     "weights": "the backbone's weights changed or got gradients: extraction must not train it",
@@ -32,6 +34,8 @@ VERDICTS = {
     "(params a list, not a set)",
     "lr": "a group's lr is not a real number",
     "duplicate": "a parameter appears in more than one group",
+    "computed": "a group holds a tensor computed from a parameter (such as p * 1), not the "
+    "parameter: put the blocks' own parameters in the groups",
     "frozen": "a group holds a tensor with requires_grad=False (a frozen parameter, or a copy such "
     "as p.detach()): put the blocks' own trainable parameters in the groups",
     "empty": "a group has no parameters: a block with nothing to train gets no group",
@@ -118,6 +122,8 @@ def inspect_extraction(run, backbone: nn.Sequential, batch_size: int):
     seen = backbone[0].seen
     if (isinstance(got, torch.Tensor) and got.requires_grad) or any(grad for _, grad in seen):
         raise Verdict("graph")
+    if any(a.dtype != b.dtype for a, b in zip(weights, backbone.parameters(), strict=True)):
+        raise Verdict("dtype")
     if any(not torch.equal(a, b) for a, b in zip(buffers, backbone.buffers(), strict=True)):
         raise Verdict("statistics")
     params = list(backbone.parameters())
@@ -191,7 +197,15 @@ def lrs_seen(blocks, groups) -> np.ndarray:
     try:
         optimizer = torch.optim.SGD(list(groups), lr=0.0)
     except ValueError as exc:
-        raise Verdict("duplicate" if "more than one" in str(exc) else "not-groups") from None
+        text = str(exc)
+        code = (
+            "duplicate"
+            if "more than one" in text
+            else "computed"
+            if "non-leaf" in text
+            else "not-groups"
+        )
+        raise Verdict(code) from None
     except TypeError:
         raise Verdict("not-groups") from None
     seen = {}
