@@ -23,8 +23,8 @@ import torch.nn.functional as F
 VERDICTS = {
     "graph": "the backbone ran with gradients on, which keeps every activation in memory for a "
     "backward pass: compute the features inside `with torch.no_grad():`",
-    "dtype": "the backbone's weights changed type (.half(), .double()): leave the backbone as it is "
-    "and give it x as it came",
+    "dtype": "the backbone's weights changed type (.half(), .double()): leave the backbone as "
+    "it is and give it x as it came",
     "statistics": "batch norm's running statistics changed, so the backbone ran in training mode: "
     "call backbone.eval() first",
     "weights": "the backbone's weights changed or got gradients: extraction must not train it",

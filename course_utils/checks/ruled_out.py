@@ -9,8 +9,9 @@ NumPy's and SciPy's functions are seen by a profile hook, however they were impo
 hook sees the student's code call the course's own (``course_utils``: its library and its checks'
 reference answers), which every exercise rules out, and :func:`is_course_code` refuses an answer
 that *is* the course's code (a reference imported under the answer's name). A course network
-built outside the student's function and called inside it runs through torch and is not seen. The public checks and grading (a private copy
-of this module, loaded before any student code) watch the same rules.
+built outside the student's function and called inside it runs through torch and is not seen.
+The public checks and grading (a private copy of this module, loaded before any student code)
+watch the same rules.
 
 This catches a careless call, not a determined one: code in the same process can switch the
 watch off. Grading's other protections do not depend on it.

@@ -89,8 +89,8 @@ def check_frozen_features(frozen_features) -> str:
         expect_array(got, expected, what=what, atol=1e-5, rtol=1e-4, slips=slips)
     return (
         f"eval-mode features on {len(FEATURE_CASES)} backbones (dropout in one, a last batch of one "
-        "image in another, a single image in a third), in batches, no graph, statistics and weights "
-        "untouched"
+        "image in another, a single image in a third), in batches, no graph, statistics and "
+        "weights untouched"
     )
 
 
