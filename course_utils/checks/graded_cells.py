@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import threading
 
 from course_utils.checks import exercise_id_of_source
 
@@ -23,6 +24,17 @@ SETUP_NAMES = frozenset(
     | {"N_TEST", "STEPS", "finetune", "transfer", "Budget", "Experiment"}
     | {"animations", "diagrams", "functools", "throughput"}
 )
+_PARSING = threading.Lock()
+
+
+def parse(source: str) -> ast.Module:
+    """``ast.parse``, one thread at a time: CPython 3.11's AST builder keeps one recursion counter
+    for all threads, and the grader's threads parsing at once can fail with "SystemError: AST
+    constructor recursion depth mismatch" (python/cpython issue 106905)."""
+    with _PARSING:
+        return ast.parse(source)
+
+
 #: Names IPython adds to the builtins, which grading's plain Python lacks.
 _IPYTHON_BUILTINS = frozenset({"display"})
 
@@ -50,7 +62,7 @@ def graded_sources(sources: list[str]) -> list[str]:
     kept = []
     for src in sources:
         try:
-            body = ast.parse(src).body
+            body = parse(src).body
         except SyntaxError:
             continue
         if exercise_id_of_source(src) or is_helper(body):
@@ -67,7 +79,7 @@ def undefined_names(
     unparsable code)."""
     bound = (set(dir(builtins)) - _IPYTHON_BUILTINS) | known
     try:
-        trees = [ast.parse(src) for src in [exercise_source, *run_sources]]
+        trees = [parse(src) for src in [exercise_source, *run_sources]]
     except SyntaxError:
         return []
     for tree in trees:
@@ -127,7 +139,7 @@ def session_warning(exercise_source: str) -> str:
 def _read_in_functions(source: str) -> set[str]:
     """Names read inside the function and class bodies of ``source``."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse(source)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names |= {
                 n.id

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils.checks.graded_cells import is_helper
+from course_utils.checks.graded_cells import is_helper, parse
 from course_utils.instructor import notebooks
 
 MAX_BYTES = 20 * 2**20
@@ -123,6 +123,6 @@ def _other_code_cells(nb):
         if cell.cell_type == "code" and notebooks.exercise_id(cell) is None:
             src = notebooks.source(cell)
             try:
-                yield src, ast.parse(src).body
+                yield src, parse(src).body
             except SyntaxError:
                 continue
