@@ -101,6 +101,17 @@ def ascent_slips(unit_fn, x: torch.Tensor, lr: float, radius: float, steps: int 
     }
 
 
+def _hinted(error: str, fix: str, fn, name: str, *args, **kwargs):
+    """:func:`call`, with ``fix`` added to the line when the student's code raised an error whose
+    text holds ``error``."""
+    try:
+        return call(fn, name, *args, **kwargs)
+    except Mismatch as exc:
+        if error not in str(exc):
+            raise
+        raise Mismatch(f"{exc}: {fix}") from None
+
+
 ASCENT_CASES = [((3, 3, 3), 0, 0.5, 1.0), ((1, 5, 5), 1, 0.1, 2.0), ((2, 4, 4), 2, 1.0, 0.5),
                 ((3, 2, 2), 0, 0.01, 10.0)]  # fmt: skip
 
@@ -120,19 +131,16 @@ def check_ascent_step(ascent_step) -> str:
         what = f"ascent_step(unit x -> {UNITS[kind]}, x {shape}, lr={lr}, radius={radius})"
         expected = ascent_steps(reference_ascent_step, unit(kind, w), x, lr, radius, 2)
         slips = ascent_slips(unit(kind, w), x, lr, radius, 2)
-        try:
-            got = call(ascent_step, "ascent_step", unit(kind, w.clone()), x, lr, radius)
-        except Mismatch as exc:
-            if "does not require grad" not in str(exc):
-                raise
-            raise Mismatch(
-                f"{exc}: start from a copy of x that records gradients, "
-                "x = x.detach().clone().requires_grad_(), then call unit(x)"
-            ) from None
+        got = _hinted(
+            "does not require grad",
+            "start from a copy of x that records gradients, "
+            "x = x.detach().clone().requires_grad_(), then call unit(x)",
+            ascent_step, "ascent_step", unit(kind, w.clone()), x, lr, radius,
+        )  # fmt: skip
         if not isinstance(got, torch.Tensor):
-            kind = "NumPy array" if isinstance(got, np.ndarray) else type(got).__name__
+            returned = "NumPy array" if isinstance(got, np.ndarray) else type(got).__name__
             raise Mismatch(
-                f"{what}: returned a {kind}; return a torch tensor (each step's "
+                f"{what}: returned a {returned}; return a torch tensor (each step's "
                 "result is the next step's x)"
             )
         if got.requires_grad:
@@ -169,11 +177,9 @@ def check_blur_downsample(blur_downsample) -> str:
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         expected = BlurPool(shape[1], stride=stride).double()(x)
         what = f"blur_downsample(x {shape}, stride={stride})"
-        try:
-            got = call(blur_downsample, "blur_downsample", x, stride=stride)
-        except Mismatch as exc:
-            if "scalar type" not in str(exc):
-                raise
-            raise Mismatch(f"{exc}: make the kernel with dtype=x.dtype, device=x.device") from None
+        got = _hinted(
+            "scalar type", "make the kernel with dtype=x.dtype, device=x.device",
+            blur_downsample, "blur_downsample", x, stride=stride,
+        )  # fmt: skip
         expect_array(got, expected, what=what, slips=blur_slips(x, stride))
     return f"blur and subsampling agree with the reference on {len(BLUR_CASES)} cases"
