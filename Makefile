@@ -2,6 +2,9 @@
 # targets that also work in the student release (install, lab, doctor) are in course.mk.
 include course.mk
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: one process); the notebooks run one at a time in one of
+# them (conftest.py's NOTEBOOK_RUNS), each worker gets an equal share of the cores' threads
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-colab test-browser test-lowest install-dev lint format strip readme lock clean
 
@@ -16,9 +19,9 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(PY) -m course_utils run
 
-## test: unit tests, lint and every notebook under nbval (COURSE_FAST=1, offline)
+## test: unit tests, lint and every notebook under nbval (COURSE_FAST=1, offline), in two workers
 test: install-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 ## test-colab: the student release installed by its own Colab cell into Colab's package versions
 ## (requirements/colab.txt, in a separate .venv-colab) and every release notebook run there
@@ -48,7 +51,7 @@ test-lowest:
 	$(VENV)-lowest/bin/python -m pip install --quiet "tomli; python_version < '3.11'"  # floors.py reads TOML
 	$(VENV)-lowest/bin/python requirements/floors.py > $(VENV)-lowest/floors.txt
 	$(VENV)-lowest/bin/python -m pip install --quiet -c $(VENV)-lowest/floors.txt -e ".[dev]"
-	$(VENV)-lowest/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)-lowest/bin/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check course_utils tests benchmarks requirements notebooks conftest.py

@@ -24,6 +24,7 @@ os.environ.setdefault("COURSE_OFFLINE", "1")
 import torch  # noqa: E402
 
 from course_utils import transfer  # noqa: E402
+from course_utils.env import threads  # noqa: E402
 from course_utils.transfer_methods import ALL, METHODS, Budget, Experiment  # noqa: E402
 
 TRANSFER = [m for m in METHODS if m not in ("scratch", "random probe", "pixels")]
@@ -66,7 +67,7 @@ def main() -> None:
         help="validate and test on the first N images of each class only (a quick check; --far keeps its 100 per class)",
     )
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads())  # COURSE_THREADS, else every core
     budget = Budget(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -83,6 +84,7 @@ def main() -> None:
         "budget": budget.__dict__,
         "test_images": len(pair.test),
         "seeds": args.seeds,
+        "threads": torch.get_num_threads(),
         "scratch_recipes": main_run["scratch_recipes"],
         "table": main_run["table"],
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ("pytester",)  # tests of the root conftest.py run pytest on small projects
 
 
 def pytest_configure(config):

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from course_utils.env import threads
+
 #: script -> the smallest arguments that still take every code path
 SMALL_RUNS = {
     "alexnet_ablations.py": ["--tiny"],
@@ -68,6 +70,7 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
         assert figures["gain_at_1"]["best_transfer"] in METHODS
         assert figures["scratch_recipes"]["1"]["steps"] == 2 and "far_target" in figures
         assert figures["test_images"] == 10 * 10  # ten classes
+        assert figures["threads"] == threads()  # COURSE_THREADS when set (make test's workers)
     elif script == "notebook_cells.py":
         rows = figures["notebooks"]
         assert set(rows) == {"07", "08"}

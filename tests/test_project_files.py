@@ -142,6 +142,77 @@ def test_pytest_given_one_notebook_still_sets_fast_offline_strict_mode(root):
     assert "COURSE_FAST=1 COURSE_OFFLINE=1 COURSE_CHECK_STRICT=1" in done.stdout, done.stdout
 
 
+def _suite(pytester, root, monkeypatch, *, release_test: str) -> None:
+    """A small project under pytester with the root conftest.py: two "notebooks" of two tests
+    and a release test (NOTEBOOK_RUNS' first names), and three modules of eight other tests, each
+    test appending its worker, name and thread settings to log.txt; outside any xdist run."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID",
+                 "COURSE_THREADS", "OMP_NUM_THREADS"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    pytester.makeconftest((root / "conftest.py").read_text())
+    log = pytester.path / "log.txt"
+    record = (
+        "import os\n\ndef record(name):\n"
+        f"    with open({str(log)!r}, 'a') as f:\n"
+        "        env = os.environ\n"
+        "        f.write(' '.join([env.get('PYTEST_XDIST_WORKER', 'main'), name,"
+        " env.get('COURSE_THREADS', '-'), env.get('OMP_NUM_THREADS', '-')]) + '\\n')\n"
+    )
+
+    def module(path: str, names: list[str]) -> None:
+        (pytester.path / path).parent.mkdir(exist_ok=True)
+        tests = "".join(f"\n\ndef {n}():\n    record({path + '::' + n!r})\n" for n in names)
+        (pytester.path / path).write_text(record + tests)
+
+    for notebook in ("01_a", "02_b"):
+        module(f"notebooks/test_{notebook}.py", [f"test_cell_{i}" for i in range(2)])
+    module("tests/test_release.py", [release_test, "test_other_release_check"])
+    for other in ("x", "y", "z"):
+        module(f"tests/test_{other}.py", [f"test_{other}{i}" for i in range(8)])
+
+
+def test_make_test_runs_the_notebooks_one_after_another_in_one_worker(root, pytester, monkeypatch):
+    """Under `make test`'s `-n 2 --dist loadscope`, the notebooks and the tests NOTEBOOK_RUNS names
+    run in one worker in their own order, handed out first though other modules are larger;
+    each worker gets half the cores' threads."""
+    _suite(pytester, root, monkeypatch,
+           release_test="test_release_notebooks_run_unattempted_under_nbconvert")  # fmt: skip
+    done = pytester.runpytest_subprocess("-n", "2", "--dist", "loadscope", "-p", "no:cacheprovider")
+    done.assert_outcomes(passed=4 + 2 + 24)
+    rows = [line.split() for line in (pytester.path / "log.txt").read_text().splitlines()]
+    group = [
+        "notebooks/test_01_a.py::test_cell_0", "notebooks/test_01_a.py::test_cell_1",
+        "notebooks/test_02_b.py::test_cell_0", "notebooks/test_02_b.py::test_cell_1",
+        "tests/test_release.py::test_release_notebooks_run_unattempted_under_nbconvert",
+    ]  # fmt: skip
+    (worker,) = {w for w, name, *_ in rows if name in group}
+    ran_there = [name for w, name, *_ in rows if w == worker]
+    assert ran_there[: len(group)] == group, ran_there
+    assert {w for w, *_ in rows} == {"gw0", "gw1"}  # the other worker took other modules
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    assert {(threads, omp) for *_, threads, omp in rows} == {(share, share)}
+    assert f"COURSE_THREADS={share} in each of 2 workers" in done.stdout.str()
+
+
+def test_every_test_that_notebook_runs_names_exists(root):
+    """A renamed or moved test in conftest.py's NOTEBOOK_RUNS would run beside the notebooks
+    unnoticed: pytest must find each one by its id."""
+    tree = ast.parse((root / "conftest.py").read_text())
+    (runs,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "NOTEBOOK_RUNS"
+    ]
+    ids = [run for run in runs if "::" in run]
+    assert ids and all(run.startswith(("notebooks/", "tests/")) for run in runs)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *ids],
+        cwd=root, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line for line in done.stdout.splitlines() if "::" in line] == ids
+
+
 def _requirements_module(root, name: str):
     """Import a script of requirements/ (they are not a package)."""
     sys.path.insert(0, str(root / "requirements"))
