@@ -2,8 +2,10 @@
 # targets that also work in the student release (install, lab, doctor) are in course.mk.
 include course.mk
 PYTEST_ARGS ?=
-# pytest-xdist workers for `make test` (0: one process); the notebooks run one at a time in one of
-# them (conftest.py's NOTEBOOK_RUNS), each worker gets an equal share of the cores' threads
+# pytest-xdist workers for `make test` (0: one process, as --pdb needs); the notebooks run one at a
+# time in one of them (conftest.py's NOTEBOOK_RUNS); each worker gets an equal share of the cores'
+# threads. A crashed worker ends the run as failed: a replacement would go on with a notebook's
+# later cells in a kernel that never ran its earlier ones.
 TEST_WORKERS ?= 2
 
 .PHONY: run test test-colab test-browser test-lowest install-dev lint format strip readme lock clean
@@ -21,7 +23,7 @@ run: install
 
 ## test: unit tests, lint and every notebook under nbval (COURSE_FAST=1, offline), in two workers
 test: install-dev
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --max-worker-restart=0 $(PYTEST_ARGS)
 
 ## test-colab: the student release installed by its own Colab cell into Colab's package versions
 ## (requirements/colab.txt, in a separate .venv-colab) and every release notebook run there
@@ -51,7 +53,7 @@ test-lowest:
 	$(VENV)-lowest/bin/python -m pip install --quiet "tomli; python_version < '3.11'"  # floors.py reads TOML
 	$(VENV)-lowest/bin/python requirements/floors.py > $(VENV)-lowest/floors.txt
 	$(VENV)-lowest/bin/python -m pip install --quiet -c $(VENV)-lowest/floors.txt -e ".[dev]"
-	$(VENV)-lowest/bin/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(VENV)-lowest/bin/python -m pytest -n $(TEST_WORKERS) --max-worker-restart=0 $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check course_utils tests benchmarks requirements notebooks conftest.py

@@ -20,17 +20,19 @@ SETTINGS = {
 os.environ.update(SETTINGS)
 
 
-#: What `make test`'s pytest-xdist workers run one after another in a single worker: the notebooks
-#: and the tests that execute course notebooks top to bottom. Two notebooks training at once on a
-#: two-core machine slow each other several times over, so notebooks never run side by side.
-#: (tests/test_project_files.py checks that every test named here exists.)
+#: What pytest-xdist's workers (`make test`) run one after another in a single worker, in this
+#: order: every notebook under NOTEBOOKS, then the tests in NOTEBOOK_RUNS, which execute course
+#: notebooks top to bottom. Two notebooks training at once on a two-core machine slow each other
+#: several times over, so notebooks never run side by side. (tests/test_project_files.py checks
+#: that every test named here exists.)
+NOTEBOOKS = "notebooks/"
 NOTEBOOK_RUNS = (
-    "notebooks/",
     "tests/test_release.py::test_release_notebooks_run_unattempted_under_nbconvert",
     "tests/test_benchmarks.py::test_benchmark_runs_and_prints_its_figures[gpu_course.py]",
     "tests/test_benchmarks.py::test_benchmark_runs_and_prints_its_figures[notebook_times.py]",
     "tests/test_cli.py::test_run_executes_notebook_01_and_prints_its_row",
 )
+SERIAL_UNIT = "<notebooks, one after another>"
 
 
 def _threads_per_worker(workers: int) -> str:
@@ -39,38 +41,46 @@ def _threads_per_worker(workers: int) -> str:
     return str(max(1, (os.cpu_count() or 1) // workers))
 
 
-WORKERS = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
-if WORKERS:  # this process is a pytest-xdist worker
-    os.environ.setdefault("COURSE_THREADS", _threads_per_worker(int(WORKERS)))
-    os.environ.setdefault("OMP_NUM_THREADS", os.environ["COURSE_THREADS"])  # read at import torch
+def pytest_configure(config):
+    """In a pytest-xdist worker: COURSE_THREADS (unless set already) and OMP_NUM_THREADS to the
+    worker's share of the cores. No test module, so no torch, has been imported yet; notebook
+    kernels and subprocesses inherit both."""
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        os.environ.setdefault("COURSE_THREADS", _threads_per_worker(worker["workercount"]))
+        if os.environ["COURSE_THREADS"].isdecimal():  # else setup() names the mistake
+            os.environ.setdefault("OMP_NUM_THREADS", os.environ["COURSE_THREADS"])
 
 
 def pytest_report_header(config):
     """One header line that says which settings the run uses."""
     settings = " ".join(f"{name}={os.environ[name]}" for name in SETTINGS)
-    workers = getattr(config.option, "numprocesses", None)
-    if isinstance(workers, int) and workers > 0 and "COURSE_THREADS" not in os.environ:
-        settings += f" COURSE_THREADS={_threads_per_worker(workers)} in each of {workers} workers"
+    workers = len(getattr(config.option, "tx", None) or [])
+    if workers:
+        threads = os.environ.get("COURSE_THREADS") or _threads_per_worker(workers)
+        settings += f" COURSE_THREADS={threads} in each of {workers} workers"
     return "course settings: " + settings
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under ``--dist loadscope``: each test module is one unit of work, as usual, except that
-    everything NOTEBOOK_RUNS names is a single unit, handed out first because it takes longest."""
-    if config.getvalue("dist") != "loadscope":
+    """Under pytest-xdist (any ``--dist`` but ``each``): xdist's ``loadscope`` scheduling, where
+    each test module is one unit of work, except that the notebooks and NOTEBOOK_RUNS are a single
+    unit, handed out first because it takes longest. (Under ``load``, xdist's default, one
+    notebook's cells would go to different workers, each with its own kernel.)"""
+    if config.getvalue("dist") == "each":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class NotebooksInOneWorker(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            if nodeid.startswith(NOTEBOOK_RUNS):
-                return "notebooks"
+            if nodeid.startswith(NOTEBOOKS) or nodeid in NOTEBOOK_RUNS:
+                return SERIAL_UNIT
             return super()._split_scope(nodeid)
 
         def _assign_work_unit(self, node):
-            if "notebooks" in self.workqueue:
-                self.workqueue.move_to_end("notebooks", last=False)
+            if SERIAL_UNIT in self.workqueue:
+                self.workqueue.move_to_end(SERIAL_UNIT, last=False)
             super()._assign_work_unit(node)
 
     return NotebooksInOneWorker(config, log)

@@ -130,7 +130,7 @@ def test_pytest_given_one_notebook_still_sets_fast_offline_strict_mode(root):
     """Given only a notebook, pytest never loads tests/conftest.py; the root conftest.py, which
     sets the mode, must still apply (without it a failing check() would not fail the cell)."""
     # the environment of a maintainer's shell, not this run's
-    shell = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
+    shell = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_", "PYTEST_XDIST_"))}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "notebooks/01_convolution_1d.ipynb"],
         cwd=root,
@@ -142,9 +142,9 @@ def test_pytest_given_one_notebook_still_sets_fast_offline_strict_mode(root):
     assert "COURSE_FAST=1 COURSE_OFFLINE=1 COURSE_CHECK_STRICT=1" in done.stdout, done.stdout
 
 
-def _suite(pytester, root, monkeypatch, *, release_test: str) -> None:
-    """A small project under pytester with the root conftest.py: two "notebooks" of two tests
-    and a release test (NOTEBOOK_RUNS' first names), and three modules of eight other tests, each
+def _suite(pytester, root, monkeypatch) -> None:
+    """A small project under pytester with the root conftest.py: two "notebooks" of two tests,
+    the release run NOTEBOOK_RUNS names beside another test, and three modules of eight tests, each
     test appending its worker, name and thread settings to log.txt; outside any xdist run."""
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID",
                  "COURSE_THREADS", "OMP_NUM_THREADS"):  # fmt: skip
@@ -166,51 +166,69 @@ def _suite(pytester, root, monkeypatch, *, release_test: str) -> None:
 
     for notebook in ("01_a", "02_b"):
         module(f"notebooks/test_{notebook}.py", [f"test_cell_{i}" for i in range(2)])
-    module("tests/test_release.py", [release_test, "test_other_release_check"])
+    module(
+        "tests/test_release.py",
+        ["test_release_notebooks_run_unattempted_under_nbconvert", "test_other"],
+    )
     for other in ("x", "y", "z"):
         module(f"tests/test_{other}.py", [f"test_{other}{i}" for i in range(8)])
 
 
+def _make_test_arguments(root) -> list[str]:
+    """The pytest arguments of the Makefile's `test` recipe, with TEST_WORKERS at its default."""
+    makefile = (root / "Makefile").read_text()
+    workers = re.search(r"^TEST_WORKERS \?= (\d+)$", makefile, re.M)[1]
+    recipe = re.search(r"^test: .*\n\t\$\(PY\) -m pytest (.*) \$\(PYTEST_ARGS\)$", makefile, re.M)[
+        1
+    ]
+    return recipe.replace("$(TEST_WORKERS)", workers).split()
+
+
 def test_make_test_runs_the_notebooks_one_after_another_in_one_worker(root, pytester, monkeypatch):
-    """Under `make test`'s `-n 2 --dist loadscope`, the notebooks and the tests NOTEBOOK_RUNS names
-    run in one worker in their own order, handed out first though other modules are larger;
-    each worker gets half the cores' threads."""
-    _suite(pytester, root, monkeypatch,
-           release_test="test_release_notebooks_run_unattempted_under_nbconvert")  # fmt: skip
-    done = pytester.runpytest_subprocess("-n", "2", "--dist", "loadscope", "-p", "no:cacheprovider")
-    done.assert_outcomes(passed=4 + 2 + 24)
-    rows = [line.split() for line in (pytester.path / "log.txt").read_text().splitlines()]
+    """With the Makefile's own arguments, the notebooks and then the tests NOTEBOOK_RUNS names run
+    in one worker in their order, handed out first though other modules are larger; each worker
+    gets its share of the cores' threads, or the COURSE_THREADS a maintainer set."""
+    _suite(pytester, root, monkeypatch)
+    arguments = _make_test_arguments(root)
+    workers = int(arguments[arguments.index("-n") + 1])
+    assert workers >= 2
     group = [
         "notebooks/test_01_a.py::test_cell_0", "notebooks/test_01_a.py::test_cell_1",
         "notebooks/test_02_b.py::test_cell_0", "notebooks/test_02_b.py::test_cell_1",
         "tests/test_release.py::test_release_notebooks_run_unattempted_under_nbconvert",
     ]  # fmt: skip
-    (worker,) = {w for w, name, *_ in rows if name in group}
-    ran_there = [name for w, name, *_ in rows if w == worker]
-    assert ran_there[: len(group)] == group, ran_there
-    assert {w for w, *_ in rows} == {"gw0", "gw1"}  # the other worker took other modules
-    share = str(max(1, (os.cpu_count() or 1) // 2))
-    assert {(threads, omp) for *_, threads, omp in rows} == {(share, share)}
-    assert f"COURSE_THREADS={share} in each of 2 workers" in done.stdout.str()
+    log = pytester.path / "log.txt"
+    for threads in (str(max(1, (os.cpu_count() or 1) // workers)), "3"):
+        if threads == "3":
+            monkeypatch.setenv("COURSE_THREADS", "3")
+        log.unlink(missing_ok=True)
+        done = pytester.runpytest_subprocess(*arguments, "-p", "no:cacheprovider")
+        done.assert_outcomes(passed=4 + 2 + 24)
+        rows = [line.split() for line in log.read_text().splitlines()]
+        (worker,) = {w for w, name, *_ in rows if name in group}
+        ran_there = [name for w, name, *_ in rows if w == worker]
+        assert ran_there[: len(group)] == group, ran_there
+        assert {w for w, *_ in rows} == {f"gw{i}" for i in range(workers)}
+        assert {(course, omp) for *_, course, omp in rows} == {(threads, threads)}
+        assert f"COURSE_THREADS={threads} in each of {workers} workers" in done.stdout.str()
 
 
 def test_every_test_that_notebook_runs_names_exists(root):
     """A renamed or moved test in conftest.py's NOTEBOOK_RUNS would run beside the notebooks
     unnoticed: pytest must find each one by its id."""
     tree = ast.parse((root / "conftest.py").read_text())
-    (runs,) = [
+    (ids,) = [
         ast.literal_eval(node.value)
         for node in tree.body
-        if isinstance(node, ast.Assign) and node.targets[0].id == "NOTEBOOK_RUNS"
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "NOTEBOOK_RUNS"
     ]
-    ids = [run for run in runs if "::" in run]
-    assert ids and all(run.startswith(("notebooks/", "tests/")) for run in runs)
+    assert ids and all(run.startswith("tests/") and "::" in run for run in ids)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *ids],
         cwd=root, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert [line for line in done.stdout.splitlines() if "::" in line] == ids
+    assert [line for line in done.stdout.splitlines() if "::" in line] == list(ids)
 
 
 def _requirements_module(root, name: str):
