@@ -20,11 +20,11 @@ SETTINGS = {
 os.environ.update(SETTINGS)
 
 
-#: What pytest-xdist's workers (`make test`) run one after another in a single worker, in this
-#: order: every notebook under NOTEBOOKS, then the tests in NOTEBOOK_RUNS, which execute course
-#: notebooks top to bottom. Two notebooks training at once on a two-core machine slow each other
-#: several times over, so notebooks never run side by side. (tests/test_project_files.py checks
-#: that every test named here exists.)
+#: What pytest-xdist's workers (`make test`) run one after another in a single worker, in the
+#: order pytest collects them: every notebook under NOTEBOOKS and the tests in NOTEBOOK_RUNS, which
+#: execute course notebooks top to bottom. Two notebooks training at once on a two-core machine
+#: slow each other several times over, so notebooks never run side by side.
+#: (tests/test_project_files.py checks that every test named here exists.)
 NOTEBOOKS = "notebooks/"
 NOTEBOOK_RUNS = (
     "tests/test_release.py::test_release_notebooks_run_unattempted_under_nbconvert",

@@ -185,9 +185,9 @@ def _make_test_arguments(root) -> list[str]:
 
 
 def test_make_test_runs_the_notebooks_one_after_another_in_one_worker(root, pytester, monkeypatch):
-    """With the Makefile's own arguments, the notebooks and then the tests NOTEBOOK_RUNS names run
-    in one worker in their order, handed out first though other modules are larger; each worker
-    gets its share of the cores' threads, or the COURSE_THREADS a maintainer set."""
+    """With the Makefile's own arguments, the notebooks and the tests NOTEBOOK_RUNS names run in
+    one worker in their collection order, handed out first though other modules are larger; each
+    worker gets its share of the cores' threads, or the COURSE_THREADS a maintainer set."""
     _suite(pytester, root, monkeypatch)
     arguments = _make_test_arguments(root)
     workers = int(arguments[arguments.index("-n") + 1])
