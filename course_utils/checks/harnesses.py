@@ -197,15 +197,11 @@ def lrs_seen(blocks, groups) -> np.ndarray:
     try:
         optimizer = torch.optim.SGD(list(groups), lr=0.0)
     except ValueError as exc:
-        text = str(exc)
-        code = (
-            "duplicate"
-            if "more than one" in text
-            else "computed"
-            if "non-leaf" in text
-            else "not-groups"
-        )
-        raise Verdict(code) from None
+        if "more than one" in str(exc):
+            raise Verdict("duplicate") from None
+        if "non-leaf" in str(exc):
+            raise Verdict("computed") from None
+        raise Verdict("not-groups") from None
     except TypeError:
         raise Verdict("not-groups") from None
     seen = {}
