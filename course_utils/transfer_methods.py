@@ -312,16 +312,26 @@ class Experiment:
         source = self.pair.source.model.to(self.device)
         nodes = finetune.block_nodes(source)
         pool_x, test_x = self.pair.train.x, self.pair.test.x
+        ks = list(ks)
+        whole = isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool)
+        if not ks or not whole or seeds < 1:
+            raise ValueError(
+                "layer_probes needs at least one k and a whole number of seeds >= 1; "
+                f"got ks {ks}, seeds {seeds!r}"
+            )
+        draws = {(seed, k): self.draw(k, seed) for seed in range(seeds) for k in ks}
+        used = torch.cat(list(draws.values())).unique()  # sorted: only these pool images are read
         pretrained_features = (
-            features.extract(source, pool_x, list(nodes.values()), pool=pool),
+            features.extract(source, pool_x[used], list(nodes.values()), pool=pool),
             features.extract(source, test_x, list(nodes.values()), pool=pool),
         )
         for seed in range(seeds):
             random_model = self.fresh_network(seed)
             for k in ks:
-                index = self.draw(k, seed)
+                index = draws[seed, k]
                 finetune.estimate_norm_statistics(random_model, pool_x[index])
-                drawn = {n: f[index] for n, f in pretrained_features[0].items()}
+                rows = torch.searchsorted(used, index)  # where each drawn image sits in `used`
+                drawn = {n: f[rows] for n, f in pretrained_features[0].items()}
                 random_features = (
                     features.extract(random_model, pool_x[index], list(nodes.values()), pool=pool),
                     features.extract(random_model, test_x, list(nodes.values()), pool=pool),

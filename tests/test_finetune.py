@@ -186,6 +186,36 @@ def test_bad_requests_are_named(pair):
         norm_free.accuracy("norm-only", 1, 0)
 
 
+def test_layer_probes_read_the_drawn_images_as_a_probe_on_the_whole_pool_would(pair):
+    """Each "pretrained" row is the accuracy of the probe a direct computation gives (features of
+    the whole pool, then the drawn rows), although layer_probes reads only the drawn images."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    experiment = Experiment(pair, budget=TINY, progress=False)
+    results = experiment.layer_probes([1, 2], 2)
+    nodes = finetune.block_nodes(pair.source.model)
+    assert len(results.rows) == 2 * 2 * 2 * len(nodes)  # seeds, ks, pretrained/random, blocks
+    node = nodes["conv4"]
+    pool = features.extract(pair.source.model, pair.train.x, [node], pool=2)[node]
+    test = features.extract(pair.source.model, pair.test.x, [node], pool=2)[node]
+    for seed, k in ((0, 1), (1, 2)):
+        index = experiment.draw(k, seed)
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        probe.fit(pool[index].numpy(), pair.train.y[index].numpy())
+        expected = probe.score(test.numpy(), pair.test.y.numpy())
+        (row,) = [
+            r
+            for r in results.rows
+            if (r["method"], r["block"], r["seed"], r["k"]) == ("pretrained", "conv4", seed, k)
+        ]
+        assert row["accuracy"] == pytest.approx(expected, abs=1e-9)
+    for ks, seeds in (([], 1), ([1], 0), ([1], 1.5), ([1], True)):
+        with pytest.raises(ValueError, match="at least one k and a whole number of seeds"):
+            experiment.layer_probes(ks, seeds)
+
+
 def test_results_summarise_mean_spread_and_count():
     results = Results(
         [{"method": "m", "k": 1, "seed": s, "accuracy": a} for s, a in enumerate((0.5, 0.7))]
