@@ -16,11 +16,11 @@ SMALL_RUNS = {
     "antialias_shift.py": ["--images", "40", "--seeds", "2"],
     "import_time.py": [],
     "conv2d_speed.py": [],
-    "gpu_course.py": ["--tiny", "--only", "01", "--fp16", "06", "--log-dir", "{tmp}"],
+    "gpu_course.py": ["--tiny", "--only", "03", "--fp16", "06", "--log-dir", "{tmp}"],
     "grading_throughput.py": ["--n", "2", "--jobs", "1"],
     "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1", "--scratch-lrs", "3e-3"]
     + ["--scratch-steps", "2", "--far", "--eval-per-class", "10"],
-    "notebook_times.py": ["--only", "01"],
+    "notebook_times.py": ["--only", "03"],
     "notebook_cells.py": ["--only", "07", "08"],
     "training_loop.py": ["--tiny"],
 }
@@ -110,7 +110,7 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
         assert figures["passed"] == figures["runs"] == 2 and figures["mode"].startswith("tiny")
         rows = figures["rows"]  # 06 at the default precision runs under nbval
         assert [(r["notebook"][:2], r["course_precision"]) for r in rows] == [
-            ("01", "auto"),
+            ("03", "auto"),
             ("06", "fp16"),
         ]
         assert all(r["headline"] and r["cells"] > 10 for r in rows)
@@ -124,7 +124,7 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
             "cells"
         ]
     else:
-        assert figures["status"] == {"01_convolution_1d.ipynb": "ok"}
+        assert figures["status"] == {"03_why_convolutions.ipynb": "ok"}
 
 
 def _one(root, tmp_path, notebook: dict) -> dict:
