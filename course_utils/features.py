@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,8 +25,9 @@ def few_shot(y: torch.Tensor, k: int, *, seed: int = 0) -> torch.Tensor:
     """Indices (k * classes,) of ``k`` examples of every class in labels ``y`` (N,), drawn without
     replacement by ``seed``, grouped by class in increasing label order."""
     y = torch.as_tensor(y)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"k (labels per class) must be a whole number >= 1; got {k!r}")
+    k = int(k)
     classes, counts = torch.unique(y, return_counts=True)
     if (counts < k).any():
         short = int(counts.argmin())

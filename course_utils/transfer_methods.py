@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -293,7 +294,7 @@ class Experiment:
 
     def curve(self, methods, ks, seeds: int) -> Results:
         """Every method at every k, over ``seeds`` draws (and initialisations) each."""
-        runs = [(m, k, s) for k in ks for m in methods for s in range(seeds)]
+        runs = [(m, k, s) for k in _checked_ks(ks, seeds) for m in methods for s in range(seeds)]
         results = Results()
         for method, k, seed in train.progress_bar(runs, desc="runs", disable=not self.progress):
             results.rows.append(
@@ -312,13 +313,7 @@ class Experiment:
         source = self.pair.source.model.to(self.device)
         nodes = finetune.block_nodes(source)
         pool_x, test_x = self.pair.train.x, self.pair.test.x
-        ks = list(ks)
-        whole = isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool)
-        if not ks or not whole or seeds < 1:
-            raise ValueError(
-                "layer_probes needs at least one k and a whole number of seeds >= 1; "
-                f"got ks {ks}, seeds {seeds!r}"
-            )
+        ks = _checked_ks(ks, seeds)
         draws = {(seed, k): self.draw(k, seed) for seed in range(seeds) for k in ks}
         used = torch.cat(list(draws.values())).unique()  # sorted: only these pool images are read
         pretrained_features = (
@@ -356,6 +351,19 @@ class Experiment:
                             }
                         )
         return results
+
+
+def _checked_ks(ks, seeds) -> list:
+    """``ks`` (labels per class) as a list, once it and ``seeds`` (how many draws) make sense."""
+    if isinstance(ks, (str, numbers.Number)) or not isinstance(ks, Iterable):
+        raise ValueError(f"ks is a list of labels per class, such as [1, 5] or [ALL]; got {ks!r}")
+    ks = list(ks)
+    whole = isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool)
+    if not ks or not whole or seeds < 1:
+        raise ValueError(
+            f"need at least one k and a whole number of seeds >= 1; got ks {ks}, seeds {seeds!r}"
+        )
+    return ks
 
 
 def _pixels(x: torch.Tensor) -> torch.Tensor:

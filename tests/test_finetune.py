@@ -23,6 +23,7 @@ def test_few_shot_draws_k_per_class_and_says_when_a_class_has_fewer():
     index = features.few_shot(y, 3, seed=1)
     assert y[index].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and len(set(index.tolist())) == 9
     assert torch.equal(index, features.few_shot(y, 3, seed=1))
+    assert torch.equal(index, features.few_shot(y, np.int64(3), seed=1))  # a NumPy k is a k
     assert not torch.equal(index, features.few_shot(y, 3, seed=2))
     with pytest.raises(
         ValueError, match="k=4 labels per class asked, but class 1 has only 3 .* use k <= 3"
@@ -188,7 +189,8 @@ def test_bad_requests_are_named(pair):
 
 def test_layer_probes_read_the_drawn_images_as_a_probe_on_the_whole_pool_would(pair):
     """Each "pretrained" row is the accuracy of the probe a direct computation gives (features of
-    the whole pool, then the drawn rows), although layer_probes reads only the drawn images."""
+    the whole pool, then the drawn rows), although layer_probes reads only the drawn images. It
+    and curve name a bare k or a seed count that is not a whole number >= 1."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -211,9 +213,18 @@ def test_layer_probes_read_the_drawn_images_as_a_probe_on_the_whole_pool_would(p
             if (r["method"], r["block"], r["seed"], r["k"]) == ("pretrained", "conv4", seed, k)
         ]
         assert row["accuracy"] == pytest.approx(expected, abs=1e-9)
-    for ks, seeds in (([], 1), ([1], 0), ([1], 1.5), ([1], True)):
-        with pytest.raises(ValueError, match="at least one k and a whole number of seeds"):
-            experiment.layer_probes(ks, seeds)
+    for measure in (
+        experiment.layer_probes,
+        lambda ks, seeds: experiment.curve(["probe"], ks, seeds),
+    ):
+        for ks, seeds in (([], 1), ([1], 0), ([1], 1.5), ([1], True)):
+            with pytest.raises(ValueError, match="at least one k and a whole number of seeds"):
+                measure(ks, seeds)
+        for ks in (1, ALL, None):
+            with pytest.raises(
+                ValueError, match=r"ks is a list of labels per class, such as \[1, 5\]"
+            ):
+                measure(ks, 1)
 
 
 def test_results_summarise_mean_spread_and_count():
