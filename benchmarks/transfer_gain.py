@@ -64,7 +64,8 @@ def main() -> None:
         "--eval-per-class",
         type=int,
         default=None,
-        help="validate and test on the first N images of each class only (a quick check; --far keeps its 100 per class)",
+        help="validate and test on the first N images of each class only, and with --far draw the digits "
+        "from the first N of each class too (a quick check; without it, --far takes 100 of each class)",
     )
     args = parser.parse_args()
     torch.set_num_threads(threads())  # COURSE_THREADS, else every core
@@ -112,7 +113,14 @@ def main() -> None:
             )
             if m in args.methods
         ]
-        far = run(transfer.digits_pair(pair.source), budget, far_methods, args.ks, args.seeds)
+        per_class = args.eval_per_class or 100
+        far = run(
+            transfer.digits_pair(pair.source, per_class=per_class),
+            budget,
+            far_methods,
+            args.ks,
+            args.seeds,
+        )
         figures["far_target"] = {
             "target": far["target"],
             "scratch_recipes": far["scratch_recipes"],

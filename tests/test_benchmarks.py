@@ -70,6 +70,7 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
         assert figures["gain_at_1"]["best_transfer"] in METHODS
         assert figures["scratch_recipes"]["1"]["steps"] == 2 and "far_target" in figures
         assert figures["test_images"] == 10 * 10  # ten classes
+        assert "the first 10 of each class" in figures["far_target"]["target"]
         assert figures["threads"] == threads()  # COURSE_THREADS when set (make test's workers)
     elif script == "notebook_cells.py":
         rows = figures["notebooks"]
