@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from course_utils.env import read_in_fast_layout
+
 
 def few_shot(y: torch.Tensor, k: int, *, seed: int = 0) -> torch.Tensor:
     """Indices (k * classes,) of ``k`` examples of every class in labels ``y`` (N,), drawn without
@@ -108,18 +110,22 @@ def extract(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     extractor = create_feature_extractor(model, return_nodes=nodes).to(device)
     modes = {module: module.training for module in model.modules()}
-    outputs: dict[str, list[torch.Tensor]] = {n: [] for n in nodes}
-    try:
-        extractor.eval()  # its layers are the model's own
+
+    def read(layout) -> dict[str, torch.Tensor]:
+        outputs: dict[str, list[torch.Tensor]] = {n: [] for n in nodes}
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
-                batch = extractor(x[start : start + batch_size].to(device))
+                batch = extractor(x[start : start + batch_size].to(device, memory_format=layout))
                 for n in nodes:
                     outputs[n].append(_pooled(batch[n], pool).cpu())
+        return {n: torch.cat(parts) for n, parts in outputs.items()}
+
+    try:
+        extractor.eval()  # its layers are the model's own
+        result, _ = read_in_fast_layout(read, device)
     finally:
         for module, training in modes.items():
             module.training = training
-    result = {n: torch.cat(parts) for n, parts in outputs.items()}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.env import read_in_fast_layout
+
 SHIFT_MODES = ("zeros", "circular")
 
 
@@ -134,9 +136,12 @@ def relative_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"a and b must have one shape (N, ...); got {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    a, b = a.flatten(1).double(), b.flatten(1).double()
-    size = a.norm(dim=1)
-    return (a - b).norm(dim=1) / torch.where(size > 0, size, torch.nan)
+    if not (a.is_floating_point() and b.is_floating_point() and a.element_size() >= 4):
+        a, b = a.double(), b.double()  # whole numbers and half precision: subtract in float64
+    rest = tuple(range(1, a.ndim))  # in any memory layout, without copies; sums in float64
+    size = torch.linalg.vector_norm(a, dim=rest, dtype=torch.float64)
+    change = torch.linalg.vector_norm(a - b, dim=rest, dtype=torch.float64)
+    return change / torch.where(size > 0, size, torch.nan)
 
 
 @dataclass
@@ -172,9 +177,11 @@ def curves(
         raise ValueError(f"batch_size must be a positive whole number; got {batch_size!r}")
     result = Curves(list(amounts), {name: [] for name in layers})
 
-    def features(images):  # batch_size images at a time through the network
+    def features(images, layout):  # batch_size images at a time through the network
         parts = [
-            layer_features(model, images[i : i + batch_size].to(device), layers)
+            layer_features(
+                model, images[i : i + batch_size].to(device, memory_format=layout), layers
+            )
             for i in range(0, len(images), batch_size)
         ]
         return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
@@ -184,14 +191,14 @@ def curves(
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.is_floating_point() or len(y) != len(x):
         raise ValueError(f"y must hold one whole-number class per image ({len(x)},); got "
                          f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")  # fmt: skip
-    original = features(x)
+    original, layout = read_in_fast_layout(lambda layout: features(x, layout), device)
     for amount in amounts:
         moved_x = check_images(transform(x, amount), "transform(x, amount)")
         if moved_x.shape[0] != len(x):
             raise ValueError(
                 f"transform(x, {amount!r}) returned {len(moved_x)} images for {len(x)}"
             )
-        moved = features(moved_x)
+        moved = features(moved_x, layout)
         for name in layers:
             result.change[name].append(relative_change(original[name], moved[name]).mean().item())
         p = moved["logits"].float().softmax(1).cpu()

@@ -16,6 +16,7 @@ SMALL_RUNS = {
     "antialias_shift.py": ["--images", "40", "--seeds", "2"],
     "import_time.py": [],
     "conv2d_speed.py": [],
+    "channels_last_reading.py": ["--images", "16", "--shifts", "2", "--seeds", "1"],
     "gpu_course.py": ["--tiny", "--only", "03", "--fp16", "06", "--log-dir", "{tmp}"],
     "grading_throughput.py": ["--n", "2", "--jobs", "1"],
     "transfer_gain.py": ["--seeds", "1", "--steps", "2", "--ks", "1", "--scratch-lrs", "3e-3"]
@@ -55,6 +56,13 @@ def test_benchmark_runs_and_prints_its_figures(root, script, tmp_path):
     assert figures["benchmark"] == script.removesuffix(".py")
     if script == "import_time.py":
         assert figures["torch_imported"] is False and 0 < figures["median_s"] < 5
+    elif script == "channels_last_reading.py":
+        assert (figures["images"], figures["shifts"], figures["networks"]) == (16, 2, 1)
+        assert len(figures["max_pool_ms"]) == 6 and all(
+            t > 0 for t in figures["max_pool_ms"].values()
+        )
+        assert set(figures["read_seconds"]) == {"default", "channels_last"}
+        assert figures["largest_relative_difference"] < 1e-5  # the same readings either way
     elif script == "conv2d_speed.py":
         ratios = figures["ratio_to_faster_F.conv2d"]
         assert min(ratios["F.conv2d_nchw"], ratios["F.conv2d_channels_last"]) == 1.0

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from course_utils import datasets, invariance, invariance_nets, train, visualise
+from course_utils import datasets, features, invariance, invariance_nets, train, visualise
 from course_utils.checks import Mismatch
 from course_utils.checks import invariance as checks
 
@@ -78,6 +78,59 @@ def test_relative_change_is_per_example():
     a = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
     b = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
     assert invariance.relative_change(a, b).tolist() == [0.0, 1.0]
+    for dtype in (torch.int64, torch.float16, torch.float64):  # each measured in float64
+        assert invariance.relative_change(a.to(dtype), b.to(dtype)).tolist() == [0.0, 1.0]
+    maps = _x(4, 8, 5, 5)
+    moved = maps + 0.1 * _x(4, 8, 5, 5, seed=1)
+    expected = (maps - moved).flatten(1).double().norm(dim=1) / maps.flatten(1).double().norm(dim=1)
+    for layout in (torch.contiguous_format, torch.channels_last):  # the same in either layout
+        got = invariance.relative_change(
+            maps.contiguous(memory_format=layout), moved.contiguous(memory_format=layout)
+        )
+        assert torch.allclose(got, expected, rtol=1e-6)
+
+
+class _ViewNet(torch.nn.Module):
+    """A network that flattens a convolution's output with .view, which only the default layout
+    allows; conv1 and gap as ShapeNet names them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
+        self.gap = torch.nn.Identity()
+        self.fc = torch.nn.Linear(4 * 32 * 32, 10)
+
+    def forward(self, x):
+        maps = self.conv1(x)
+        return self.fc(self.gap(maps.view(maps.shape[0], -1)))
+
+
+def test_measurements_read_in_channels_last_on_a_cpu_as_in_the_default_layout():
+    """curves feeds its batches in channels-last on a CPU (faster max pooling): the same figures
+    as the default layout; a network whose .view needs the default layout is read in it, by curves
+    and by features.extract."""
+    net = invariance_nets.load("plain", 0)
+    x, y = datasets.shapes10(40, seed=1, centre=0.15)
+    seen = []
+    net.conv1.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    run = invariance.curves(
+        net, x, y, lambda im, s: invariance.shift(im, s, 0, mode="zeros"), [2], ["conv1", "gap"]
+    )
+    assert seen and all(t.is_contiguous(memory_format=torch.channels_last) for t in seen)
+    with torch.no_grad():
+        plain = invariance.layer_features(net, x, ["conv1", "gap"])
+        moved = invariance.layer_features(net, invariance.shift(x, 2, 0, mode="zeros"), ["gap"])
+    expected = invariance.relative_change(plain["gap"], moved["gap"]).mean().item()
+    assert run.change["gap"][0] == pytest.approx(expected, rel=1e-5)
+    assert run.accuracy[0] == (moved["logits"].argmax(1) == y).float().mean().item()
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        _ViewNet()(x.contiguous(memory_format=torch.channels_last))
+    viewed = invariance.curves(_ViewNet(), x, y, lambda im, _: im, [0], ["conv1"])
+    assert viewed.change["conv1"] == [0.0]
+    read = features.extract(_ViewNet(), x, ["conv1.1", "fc"])  # notebook 10's reader: the same
+    assert read["fc"].shape == (40, 10)
+    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
+        invariance.curves(_ViewNet(), x[:, :, :16], y, lambda im, _: im, [0], ["conv1"])
 
 
 def test_blur_pool_is_a_normalised_binomial_filter_that_removes_the_highest_frequency():
