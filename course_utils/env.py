@@ -145,21 +145,25 @@ def choose_device():
     return torch.device("cpu")
 
 
-def read_in_fast_layout(read, device) -> tuple:
+def read_in_fast_layout(read, device, layout=None) -> tuple:
     """``(read(layout), layout)``: a network read (features, measurements, no training) with its
     image batches (N, C, H, W) fed in the channels-last layout on a CPU, where the layers keep it
     and max pooling runs several times faster (benchmarks/channels_last_reading.py), and in the
-    default layout elsewhere. A network that fails in channels-last (a ``.view`` of a
-    convolution's output needs the default layout) is read again in the default layout, so a real
-    mistake is named as it would be without."""
+    default layout elsewhere, or when ``layout`` (what an earlier read of the same network
+    returned) is the default one. A network that cannot run in channels-last (a ``.view`` of a
+    convolution's output) is read again in the default layout; its hooks and any state its
+    forward pass keeps see those batches twice. Any other error is raised as it is."""
     import torch
 
-    if torch.device(device).type != "cpu":
-        return read(torch.contiguous_format), torch.contiguous_format
+    default = torch.contiguous_format
+    if torch.device(device).type != "cpu" or layout == default:
+        return read(default), default
     try:
         return read(torch.channels_last), torch.channels_last
-    except RuntimeError:
-        return read(torch.contiguous_format), torch.contiguous_format
+    except RuntimeError as error:
+        if not any(word in str(error) for word in ("view size is not compatible", "contiguous")):
+            raise
+    return read(default), default
 
 
 def seed_everything(seed: int) -> None:

@@ -99,8 +99,8 @@ def extract(
             f"{type(model).__name__} has no layer {unknown[0]!r}; its layers are "
             f"{', '.join(known[:6])}, ... (features.node_names(model) lists all {len(known)})"
         )
-    if x.ndim != 4:
-        raise ValueError(f"x must be images (N, C, H, W); got shape {tuple(x.shape)}")
+    if x.ndim != 4 or len(x) == 0:
+        raise ValueError(f"x must be images (N, C, H, W), N >= 1; got shape {tuple(x.shape)}")
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"features-{_fingerprint(model, x, nodes, pool)[:24]}.pt"

@@ -138,7 +138,7 @@ def relative_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         )
     if not (a.is_floating_point() and b.is_floating_point() and a.element_size() >= 4):
         a, b = a.double(), b.double()  # whole numbers and half precision: subtract in float64
-    rest = tuple(range(1, a.ndim))  # in any memory layout, without copies; sums in float64
+    rest = tuple(range(1, a.ndim))  # read in the inputs' memory layout; the norms in float64
     size = torch.linalg.vector_norm(a, dim=rest, dtype=torch.float64)
     change = torch.linalg.vector_norm(a - b, dim=rest, dtype=torch.float64)
     return change / torch.where(size > 0, size, torch.nan)
@@ -176,29 +176,35 @@ def curves(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive whole number; got {batch_size!r}")
     result = Curves(list(amounts), {name: [] for name in layers})
+    layout = None  # channels-last on a CPU until the network needs the default layout
 
-    def features(images, layout):  # batch_size images at a time through the network
+    def read(images, memory_format):  # batch_size images at a time through the network
         parts = [
             layer_features(
-                model, images[i : i + batch_size].to(device, memory_format=layout), layers
+                model, images[i : i + batch_size].to(device, memory_format=memory_format), layers
             )
             for i in range(0, len(images), batch_size)
         ]
         return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+    def features(images):
+        nonlocal layout
+        found, layout = read_in_fast_layout(lambda fmt: read(images, fmt), device, layout)
+        return found
 
     if len(check_images(x)) == 0:
         raise ValueError("x holds no images")
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.is_floating_point() or len(y) != len(x):
         raise ValueError(f"y must hold one whole-number class per image ({len(x)},); got "
                          f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")  # fmt: skip
-    original, layout = read_in_fast_layout(lambda layout: features(x, layout), device)
+    original = features(x)
     for amount in amounts:
         moved_x = check_images(transform(x, amount), "transform(x, amount)")
         if moved_x.shape[0] != len(x):
             raise ValueError(
                 f"transform(x, {amount!r}) returned {len(moved_x)} images for {len(x)}"
             )
-        moved = features(moved_x, layout)
+        moved = features(moved_x)
         for name in layers:
             result.change[name].append(relative_change(original[name], moved[name]).mean().item())
         p = moved["logits"].float().softmax(1).cpu()

@@ -105,6 +105,43 @@ class _ViewNet(torch.nn.Module):
         return self.fc(self.gap(maps.view(maps.shape[0], -1)))
 
 
+class _ViewWhenSmall(torch.nn.Module):
+    """Flattens its maps with .view (possible in the default layout only) for images under 32
+    pixels wide, and counts its forward passes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.gap = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        self.fc = torch.nn.Linear(4, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        maps = self.conv1(x)
+        if maps.shape[-1] < 32:
+            maps = maps.view(maps.shape[0], -1).view(maps.shape)
+        return self.fc(self.gap(maps))
+
+
+def test_the_layout_falls_back_for_a_later_batch_and_a_real_mistake_is_raised_once():
+    x, y = datasets.shapes10(8, seed=1)
+    smaller = invariance.curves(
+        _ViewWhenSmall(), x, y, lambda im, _: F.interpolate(im, size=16), [16], ["gap"]
+    )
+    assert len(smaller.accuracy) == 1 and smaller.change["gap"][0] > 0
+
+    class Broken(_ViewWhenSmall):
+        def forward(self, x):
+            self.calls += 1
+            raise RuntimeError("a mistake of the student's own")
+
+    broken = Broken()
+    with pytest.raises(RuntimeError, match="a mistake of the student's own") as raised:
+        invariance.curves(broken, x, y, lambda im, _: im, [0], ["conv1"])
+    assert broken.calls == 1 and raised.value.__context__ is None  # run once, one traceback
+
+
 def test_measurements_read_in_channels_last_on_a_cpu_as_in_the_default_layout():
     """curves feeds its batches in channels-last on a CPU (faster max pooling): the same figures
     as the default layout; a network whose .view needs the default layout is read in it, by curves
