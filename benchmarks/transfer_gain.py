@@ -113,13 +113,9 @@ def main() -> None:
             )
             if m in args.methods
         ]
-        per_class = args.eval_per_class or 100
+        sized = {"per_class": args.eval_per_class} if args.eval_per_class else {}
         far = run(
-            transfer.digits_pair(pair.source, per_class=per_class),
-            budget,
-            far_methods,
-            args.ks,
-            args.seeds,
+            transfer.digits_pair(pair.source, **sized), budget, far_methods, args.ks, args.seeds
         )
         figures["far_target"] = {
             "target": far["target"],
