@@ -62,6 +62,9 @@ def run_notebook(
             timeout=cell_timeout,
             kernel_name=kernel_name,
             resources={"metadata": {"path": str(path.parent)}},
+            # the kernel's process group is killed once the last cell has run, as nbval does: a
+            # graceful stop waits 1-2.5 s per notebook for torch's interpreter to tear down
+            shutdown_kernel="immediate",
         )
         # No stand-in for ipywidgets' Output widget: nbclient's sends a message on the kernel's
         # shell socket for each output shown inside one, while it awaits the cell's reply on that
