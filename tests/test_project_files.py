@@ -1,12 +1,14 @@
 """The files around the code: README, environment.yml, lint, CI entry point."""
 
 import ast
+import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -187,7 +189,7 @@ def _make_test_arguments(root) -> list[str]:
 def test_make_test_runs_the_notebooks_one_after_another_in_one_worker(root, pytester, monkeypatch):
     """With the Makefile's own arguments, the notebooks and the tests NOTEBOOK_RUNS names run in
     one worker in their collection order, handed out first though other modules are larger; each
-    worker gets its share of the cores' threads, or the COURSE_THREADS a maintainer set."""
+    worker gets its share of the cores' threads."""
     _suite(pytester, root, monkeypatch)
     arguments = _make_test_arguments(root)
     workers = int(arguments[arguments.index("-n") + 1])
@@ -197,20 +199,37 @@ def test_make_test_runs_the_notebooks_one_after_another_in_one_worker(root, pyte
         "notebooks/test_02_b.py::test_cell_0", "notebooks/test_02_b.py::test_cell_1",
         "tests/test_release.py::test_release_notebooks_run_unattempted_under_nbconvert",
     ]  # fmt: skip
-    log = pytester.path / "log.txt"
-    for threads in (str(max(1, (os.cpu_count() or 1) // workers)), "3"):
-        if threads == "3":
-            monkeypatch.setenv("COURSE_THREADS", "3")
-        log.unlink(missing_ok=True)
-        done = pytester.runpytest_subprocess(*arguments, "-p", "no:cacheprovider")
-        done.assert_outcomes(passed=4 + 2 + 24)
-        rows = [line.split() for line in log.read_text().splitlines()]
-        (worker,) = {w for w, name, *_ in rows if name in group}
-        ran_there = [name for w, name, *_ in rows if w == worker]
-        assert ran_there[: len(group)] == group, ran_there
-        assert {w for w, *_ in rows} == {f"gw{i}" for i in range(workers)}
-        assert {(course, omp) for *_, course, omp in rows} == {(threads, threads)}
-        assert f"COURSE_THREADS={threads} in each of {workers} workers" in done.stdout.str()
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    done = pytester.runpytest_subprocess(*arguments, "-p", "no:cacheprovider")
+    done.assert_outcomes(passed=4 + 2 + 24)
+    rows = [line.split() for line in (pytester.path / "log.txt").read_text().splitlines()]
+    (worker,) = {w for w, name, *_ in rows if name in group}
+    ran_there = [name for w, name, *_ in rows if w == worker]
+    assert ran_there[: len(group)] == group, ran_there
+    assert {w for w, *_ in rows} == {f"gw{i}" for i in range(workers)}
+    assert {(course, omp) for *_, course, omp in rows} == {(threads, threads)}
+    assert f"COURSE_THREADS={threads} in each of {workers} workers" in done.stdout.str()
+
+
+def test_a_maintainers_course_threads_reach_every_worker_and_the_header(root, monkeypatch):
+    """COURSE_THREADS set before `make test` is kept in each worker (and OMP_NUM_THREADS follows
+    it) and named in the header; a worker without it gets its share of the cores."""
+    spec = importlib.util.spec_from_file_location("root_conftest", root / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    worker = SimpleNamespace(workerinput={"workercount": 2})
+    controller = SimpleNamespace(option=SimpleNamespace(tx=["popen", "popen"]))
+    for set_before, expected in (("3", "3"), (None, str(max(1, (os.cpu_count() or 1) // 2)))):
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        if set_before is None:
+            monkeypatch.delenv("COURSE_THREADS", raising=False)
+        else:
+            monkeypatch.setenv("COURSE_THREADS", set_before)
+        assert f"COURSE_THREADS={expected} in each of 2 workers" in conftest.pytest_report_header(
+            controller
+        )
+        conftest.pytest_configure(worker)
+        assert (os.environ["COURSE_THREADS"], os.environ["OMP_NUM_THREADS"]) == (expected, expected)
 
 
 def test_every_test_that_notebook_runs_names_exists(root):
