@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import yaml
@@ -211,25 +212,27 @@ def test_make_test_runs_the_notebooks_one_after_another_in_one_worker(root, pyte
     assert f"COURSE_THREADS={threads} in each of {workers} workers" in done.stdout.str()
 
 
-def test_a_maintainers_course_threads_reach_every_worker_and_the_header(root, monkeypatch):
+def test_a_maintainers_course_threads_reach_every_worker_and_the_header(root):
     """COURSE_THREADS set before `make test` is kept in each worker (and OMP_NUM_THREADS follows
-    it) and named in the header; a worker without it gets its share of the cores."""
-    spec = importlib.util.spec_from_file_location("root_conftest", root / "conftest.py")
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
+    it) and named in the header; a worker without it gets its share of the cores. The root
+    conftest.py's hooks, called here with the environment restored afterwards."""
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    maintainers = str(int(share) + 1)  # differs from the share on any machine
     worker = SimpleNamespace(workerinput={"workercount": 2})
     controller = SimpleNamespace(option=SimpleNamespace(tx=["popen", "popen"]))
-    for set_before, expected in (("3", "3"), (None, str(max(1, (os.cpu_count() or 1) // 2)))):
-        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        if set_before is None:
-            monkeypatch.delenv("COURSE_THREADS", raising=False)
-        else:
-            monkeypatch.setenv("COURSE_THREADS", set_before)
-        assert f"COURSE_THREADS={expected} in each of 2 workers" in conftest.pytest_report_header(
-            controller
-        )
-        conftest.pytest_configure(worker)
-        assert (os.environ["COURSE_THREADS"], os.environ["OMP_NUM_THREADS"]) == (expected, expected)
+    with mock.patch.dict(os.environ):
+        spec = importlib.util.spec_from_file_location("root_conftest", root / "conftest.py")
+        conftest = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(conftest)
+        for set_before, expected in ((maintainers, maintainers), (None, share)):
+            os.environ.pop("OMP_NUM_THREADS", None)
+            os.environ.pop("COURSE_THREADS", None)
+            if set_before is not None:
+                os.environ["COURSE_THREADS"] = set_before
+            header = conftest.pytest_report_header(controller)
+            assert f"COURSE_THREADS={expected} in each of 2 workers" in header, header
+            conftest.pytest_configure(worker)
+            assert (os.environ["COURSE_THREADS"], os.environ["OMP_NUM_THREADS"]) == (expected,) * 2
 
 
 def test_every_test_that_notebook_runs_names_exists(root):
