@@ -27,7 +27,6 @@ os.environ.update(SETTINGS)
 #: (tests/test_project_files.py checks that every test named here exists.)
 NOTEBOOKS = "notebooks/"
 NOTEBOOK_RUNS = (
-    "tests/test_release.py::test_release_notebooks_run_unattempted_under_nbconvert",
     "tests/test_benchmarks.py::test_benchmark_runs_and_prints_its_figures[gpu_course.py]",
     "tests/test_benchmarks.py::test_benchmark_runs_and_prints_its_figures[notebook_times.py]",
     "tests/test_cli.py::test_run_executes_notebook_01_and_prints_its_row",

@@ -169,10 +169,7 @@ def _suite(pytester, root, monkeypatch) -> None:
 
     for notebook in ("01_a", "02_b"):
         module(f"notebooks/test_{notebook}.py", [f"test_cell_{i}" for i in range(2)])
-    module(
-        "tests/test_release.py",
-        ["test_release_notebooks_run_unattempted_under_nbconvert", "test_other"],
-    )
+    module("tests/test_cli.py", ["test_run_executes_notebook_01_and_prints_its_row", "test_other"])
     for other in ("x", "y", "z"):
         module(f"tests/test_{other}.py", [f"test_{other}{i}" for i in range(8)])
 
@@ -198,7 +195,7 @@ def test_make_test_runs_the_notebooks_one_after_another_in_one_worker(root, pyte
     group = [
         "notebooks/test_01_a.py::test_cell_0", "notebooks/test_01_a.py::test_cell_1",
         "notebooks/test_02_b.py::test_cell_0", "notebooks/test_02_b.py::test_cell_1",
-        "tests/test_release.py::test_release_notebooks_run_unattempted_under_nbconvert",
+        "tests/test_cli.py::test_run_executes_notebook_01_and_prints_its_row",
     ]  # fmt: skip
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     done = pytester.runpytest_subprocess(*arguments, "-p", "no:cacheprovider")
