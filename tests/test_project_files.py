@@ -145,10 +145,11 @@ def test_pytest_given_one_notebook_still_sets_fast_offline_strict_mode(root):
     assert "COURSE_FAST=1 COURSE_OFFLINE=1 COURSE_CHECK_STRICT=1" in done.stdout, done.stdout
 
 
-def _suite(pytester, root, monkeypatch) -> None:
+def _suite(pytester, root, monkeypatch) -> str:
     """A small project under pytester with the root conftest.py: two "notebooks" of two tests,
-    the release run NOTEBOOK_RUNS names beside another test, and three modules of eight tests, each
-    test appending its worker, name and thread settings to log.txt; outside any xdist run."""
+    a test NOTEBOOK_RUNS names beside another test, and three modules of eight tests, each test
+    appending its worker, name and thread settings to log.txt; outside any xdist run. The test
+    NOTEBOOK_RUNS names (its first without parameters) is returned."""
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID",
                  "COURSE_THREADS", "OMP_NUM_THREADS"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
@@ -169,9 +170,11 @@ def _suite(pytester, root, monkeypatch) -> None:
 
     for notebook in ("01_a", "02_b"):
         module(f"notebooks/test_{notebook}.py", [f"test_cell_{i}" for i in range(2)])
-    module("tests/test_cli.py", ["test_run_executes_notebook_01_and_prints_its_row", "test_other"])
+    run = next(run for run in _notebook_runs(root) if "[" not in run)
+    module(run.split("::")[0], [run.split("::")[1], "test_other"])
     for other in ("x", "y", "z"):
         module(f"tests/test_{other}.py", [f"test_{other}{i}" for i in range(8)])
+    return run
 
 
 def _make_test_arguments(root) -> list[str]:
@@ -188,14 +191,13 @@ def test_make_test_runs_the_notebooks_one_after_another_in_one_worker(root, pyte
     """With the Makefile's own arguments, the notebooks and the tests NOTEBOOK_RUNS names run in
     one worker in their collection order, handed out first though other modules are larger; each
     worker gets its share of the cores' threads."""
-    _suite(pytester, root, monkeypatch)
+    run = _suite(pytester, root, monkeypatch)
     arguments = _make_test_arguments(root)
     workers = int(arguments[arguments.index("-n") + 1])
     assert workers >= 2
     group = [
         "notebooks/test_01_a.py::test_cell_0", "notebooks/test_01_a.py::test_cell_1",
-        "notebooks/test_02_b.py::test_cell_0", "notebooks/test_02_b.py::test_cell_1",
-        "tests/test_cli.py::test_run_executes_notebook_01_and_prints_its_row",
+        "notebooks/test_02_b.py::test_cell_0", "notebooks/test_02_b.py::test_cell_1", run,
     ]  # fmt: skip
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     done = pytester.runpytest_subprocess(*arguments, "-p", "no:cacheprovider")
@@ -232,15 +234,21 @@ def test_a_maintainers_course_threads_reach_every_worker_and_the_header(root):
             assert (os.environ["COURSE_THREADS"], os.environ["OMP_NUM_THREADS"]) == (expected,) * 2
 
 
-def test_every_test_that_notebook_runs_names_exists(root):
-    """A renamed or moved test in conftest.py's NOTEBOOK_RUNS would run beside the notebooks
-    unnoticed: pytest must find each one by its id."""
+def _notebook_runs(root) -> tuple[str, ...]:
+    """The test ids of the root conftest.py's NOTEBOOK_RUNS, read without importing it."""
     tree = ast.parse((root / "conftest.py").read_text())
     (ids,) = [
         ast.literal_eval(node.value)
         for node in tree.body
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "NOTEBOOK_RUNS"
     ]
+    return ids
+
+
+def test_every_test_that_notebook_runs_names_exists(root):
+    """A renamed or moved test in conftest.py's NOTEBOOK_RUNS would run beside the notebooks
+    unnoticed: pytest must find each one by its id."""
+    ids = _notebook_runs(root)
     assert ids and all(run.startswith("tests/") and "::" in run for run in ids)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *ids],

@@ -1,5 +1,8 @@
 """Widgets: their pure functions, and that the builders construct without a kernel."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +123,34 @@ def test_an_explorer_says_how_to_use_it_in_an_output_that_needs_no_kernel(monkey
     assert "running Python kernel" in note[0].data and "run this cell" in note[0].data
     assert "application/vnd.jupyter.widget-view+json" in widget[0] and widget[1] == {"raw": True}
     assert widget[0]["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.model_id
+
+
+def test_an_instructors_nbconvert_saves_the_explorers_as_image_widgets(tmp_path):
+    """`jupyter nbconvert --to notebook --execute` in this environment (ipywidgets 8, where an
+    explorer displays through ``_repr_mimebundle_``) finishes and saves each explorer's Image
+    widget and no Output widget (nbclient can hang on one, its issue 312). `make test-colab`
+    checks the release notebooks the same way under Colab's ipywidgets 7."""
+    import nbformat
+
+    path = tmp_path / "explorers.ipynb"
+    gallery = '{"noise": np.random.default_rng(1).random((16, 16))}'
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import numpy as np\nfrom course_utils import widgets"),
+        nbformat.v4.new_code_cell("widgets.output_size_explorer()"),
+        nbformat.v4.new_code_cell(f"widgets.kernel_explorer({gallery})"),
+    ]), path)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+         "--ExecutePreprocessor.timeout=120", "--ExecutePreprocessor.shutdown_kernel=immediate",
+         "--output-dir", str(tmp_path / "out"), str(path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    executed = nbformat.read(tmp_path / "out" / path.name, as_version=4)
+    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    models = [model["model_name"] for model in state.values()]
+    assert models.count("ImageModel") == 2 and "OutputModel" not in models, models
+    for cell in executed.cells[1:]:  # the note for a reopened copy, then the widget's view
+        note, view = cell.outputs
+        assert "running Python kernel" in note.data["text/html"]
+        assert view.data["application/vnd.jupyter.widget-view+json"]["model_id"] in state

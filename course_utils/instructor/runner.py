@@ -38,11 +38,9 @@ def find_headline(nb) -> str:
     return found
 
 
-def run_notebook(
-    path: Path, out_dir: Path, *, cell_timeout: int, kernel_name: str = "python3"
-) -> RunResult:
-    """Execute ``path`` in a fresh kernel of ``kernel_name`` (working directory: its folder);
-    write it to ``out_dir``."""
+def run_notebook(path: Path, out_dir: Path, *, cell_timeout: int) -> RunResult:
+    """Execute ``path`` in a fresh ``python3`` kernel (working directory: its folder); write it
+    to ``out_dir``."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from traitlets.config import Config
@@ -60,7 +58,7 @@ def run_notebook(
             nb,
             config=Config(KernelManager=ipc if os.name == "posix" else {}),
             timeout=cell_timeout,
-            kernel_name=kernel_name,
+            kernel_name="python3",  # this Python's, whatever kernel the notebook was saved with
             resources={"metadata": {"path": str(path.parent)}},
             # the kernel's process group is killed once the last cell has run, as nbval does: a
             # graceful stop waits 1-2.5 s per notebook for torch's interpreter to tear down
