@@ -76,7 +76,7 @@ def run_notebook(path: Path, out_dir: Path, *, cell_timeout: int) -> RunResult:
         except CellTimeoutError:
             status, line = "timeout", f"a cell ran longer than {cell_timeout} s"
         except (CellExecutionError, DeadKernelError) as exc:
-            status, line = "failed", _last_line(str(exc))
+            status, line = "failed", last_line(str(exc))
     out_dir.mkdir(parents=True, exist_ok=True)
     import nbformat
 
@@ -84,7 +84,8 @@ def run_notebook(path: Path, out_dir: Path, *, cell_timeout: int) -> RunResult:
     return RunResult(path.name, status, time.perf_counter() - start, line)
 
 
-def _last_line(message: str) -> str:
+def last_line(message: str) -> str:
+    """The last non-blank line of ``message``, stripped ("error" when there is none)."""
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "error"
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import nbformat  # noqa: E402
 
 from course_utils.checks import not_attempted_line  # noqa: E402
-from course_utils.instructor import notebooks, release  # noqa: E402
+from course_utils.instructor import notebooks, release, runner  # noqa: E402
 
 GITHUB = "https://github.com/example-org/cnn-course"
 KERNEL = "colab-like"
@@ -97,8 +97,7 @@ def nbconvert(path: Path, work: Path) -> tuple[str, float]:
         return f"timeout: a cell ran longer than {CELL_S} s", seconds
     if done.returncode != 0:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr)  # the traceback's colours
-        said = [line.strip() for line in plain.splitlines() if line.strip()]
-        return f"failed: nbconvert exited {done.returncode}: {said[-1] if said else ''}", seconds
+        return f"failed: nbconvert exited {done.returncode}: {runner.last_line(plain)}", seconds
     return "ok", seconds
 
 
